@@ -1,0 +1,3 @@
+from seqtag.cli import main
+
+raise SystemExit(main())
