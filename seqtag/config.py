@@ -1,0 +1,313 @@
+"""Experiment configuration: frozen dataclasses, loaded from one flat YAML file plus ``key=value`` overrides.
+
+Everything is validated at load, before any model or data is touched: an unknown key, a wrong type, an
+unknown loss or an invalid loss parameter raises :class:`~seqtag.errors.ConfigError` naming the key, the value
+and the valid choices.
+
+>>> cfg = from_dict({"model": {"name_or_path": "bert-base-cased"}, "data": {"train": "train.txt"}})
+>>> cfg.loss.name, cfg.train.learning_rate
+('cross_entropy', 5e-05)
+>>> apply_overrides(cfg, ["loss.name=focal", "loss.gamma=1", "train.epochs=2"]).loss.params
+{'gamma': 1}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seqtag.errors import ConfigError
+
+TASKS = ("ner", "qa")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+DATA_FORMATS = ("auto", "conll", "jsonl", "hub", "squad")
+SCHEMES_OR_AUTO = ("auto", "IOB1", "IOB2", "IOBES", "BILOU")
+TRAIN_SCHEMES = ("IOB2", "IOBES", "BILOU")
+QA_HEADS = ("pointer", "tagging")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name_or_path: str  # Hub id, local directory, or pkg:PACKAGE/sub/path for a model shipped inside a pip package
+    revision: str | None = None  # Hub branch, tag or commit; pin it for reproducible runs
+    trust_remote_code: bool = False  # run Python code from the model repository: only for repositories you trust
+    allow_pickle: bool = False  # load pickle (.bin) weights: pickle can execute code, so safetensors only by default
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str  # file (CoNLL columns, JSONL, SQuAD JSON/zip), pkg:PACKAGE/path, or a split name when format=hub
+    dev: str | None = None  # evaluated every epoch; the best checkpoint is chosen on it
+    test: str | None = None  # evaluated once, with the best checkpoint, at the end
+    format: str = "auto"  # auto (by extension) | conll | jsonl | hub | squad
+    hub_dataset: str | None = None  # with format=hub: a Hub dataset name or a directory saved by datasets.save_to_disk
+    hub_config: str | None = None  # with format=hub: the dataset configuration name, if it has several
+    tokens_column: str = "tokens"  # with format=hub/jsonl: the column holding the words
+    tags_column: str = "ner_tags"  # with format=hub: the column holding the tags (ClassLabel ids or strings)
+    token_column: int = 0  # CoNLL: column index of the word
+    tag_column: int = -1  # CoNLL: column index of the tag (default: the last)
+    scheme: str = "auto"  # tag scheme of the files: auto-detected from train, or IOB1 | IOB2 | IOBES | BILOU
+    train_scheme: str = "IOB2"  # the scheme the model is trained and evaluated in (files are converted)
+    on_invalid: str = "error"  # an invalid tag sequence (I-X after O in IOB2...): error, or repair it and count
+    unseen_labels: str = "error"  # a dev/test entity type never seen in training: error, or map_to_o and count
+    max_length: int = 128  # subword window length, special tokens included; longer sentences are windowed
+    stride: int = 32  # subwords of context shared by consecutive windows of a long sentence
+    label_all_tokens: bool = False  # train on every subword (B- becomes I- on continuations); eval stays per word
+    max_train_examples: int | None = None  # keep the first N training sentences/questions (quick runs, tests)
+    max_eval_examples: int | None = None  # keep the first N dev/test sentences/questions
+    cache_dir: str | None = None  # tokenised-data cache; default ~/.cache/seqtag
+    # QA only
+    qa_head: str = "pointer"  # pointer: start/end logits (AutoModelForQuestionAnswering); tagging: O/B-ANS/I-ANS
+    doc_stride: int = 128  # QA: context tokens shared by consecutive windows (run_qa.py's doc_stride)
+    max_answer_length: int = 30  # QA: longest answer in subword tokens considered by decoding
+    train_articles: list[int] | None = None  # QA on a SQuAD file: [start, end) article range used for training
+    dev_articles: list[int] | None = None  # QA: [start, end) article range of the dev split (same file allowed)
+    test_articles: list[int] | None = None  # QA: [start, end) article range of the test split
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    name: str = "cross_entropy"  # a key of seqtag.losses.LOSSES
+    params: dict[str, Any] = field(default_factory=dict)  # written flat in YAML: loss: {name: focal, gamma: 2}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    output_dir: str = "runs/default"  # the run directory
+    overwrite: bool = False  # replace an existing, different run in output_dir
+    resume: bool = False  # continue from output_dir/checkpoints/last
+    epochs: int = 3  # passes over the training data
+    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs when reached first)
+    batch_size: int = 32  # sentences per device per micro-batch
+    eval_batch_size: int = 64  # sentences per device at evaluation
+    grad_accum: int = 1  # micro-batches per optimizer step; the loss is normalised per labelled token of the window
+    learning_rate: float = 5e-5  # peak AdamW learning rate
+    weight_decay: float = 0.01  # applied to matrices only (p.ndim >= 2), never to biases and LayerNorm
+    warmup_ratio: float = 0.1  # share of optimizer steps with linear warmup, then linear decay to 0
+    max_grad_norm: float = 1.0  # gradient clipping (0 disables)
+    mixed_precision: str = "no"  # no | bf16 | fp16
+    seed: int = 42  # same seed and config give the same metrics on CPU
+    group_by_length: bool = True  # batches of similar length, less padding
+    early_stopping_patience: int | None = None  # stop after N epochs without dev F1 improvement
+    log_every: int = 10  # optimizer steps between history.jsonl step records
+    nan_policy: str = "stop"  # stop: abort on a NaN/inf loss keeping the last good checkpoint; skip: skip the batch and count it
+    dynamics: bool = False  # log loss-weight dynamics per step (mean logit, mean weight, share of weights < 0.01 by O/entity)
+    save_every_epoch: bool = True  # write a resumable checkpoint at the end of every epoch
+    plot: bool = True  # write training_curves.png
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    repo_id: str | None = None  # push the best model here when training ends (namespace/name)
+    private: bool = False  # create the repository as private
+    license: str | None = None  # license written in the model card (e.g. apache-2.0), when known
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig
+    data: DataConfig
+    task: str = "ner"  # ner | qa
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "train": TrainConfig, "hub": HubConfig}
+_CHOICES = {
+    "task": TASKS,
+    "train.mixed_precision": MIXED_PRECISION,
+    "data.format": DATA_FORMATS,
+    "data.scheme": SCHEMES_OR_AUTO,
+    "data.train_scheme": TRAIN_SCHEMES,
+    "data.on_invalid": ("error", "repair"),
+    "data.unseen_labels": ("error", "map_to_o"),
+    "data.qa_head": QA_HEADS,
+    "train.nan_policy": ("stop", "skip"),
+}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _check_type(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted (and converted) where floats are expected."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(key, value, arg)
+            except ConfigError as e:
+                errors.append(e)
+        raise errors[0]
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"config key '{key}' must be a list of {_type_name(item)}, got {value!r}")
+        return [_check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 5e-5 as a string; accept it
+            return float(value)
+        except ValueError:
+            pass
+    if tp is Any or (isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
+        return value
+    raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _build(cls: type, raw: dict, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        where = f"section '{prefix}'" if prefix else "the top level"
+        raise ConfigError(
+            f"unknown config key '{(prefix + '.') if prefix else ''}{unknown[0]}' in {where}; "
+            f"valid keys: {', '.join(names)}"
+        )
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        if f.name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"config key '{key}' is required")
+            continue
+        value = raw[f.name]
+        if f.name in _SECTIONS and not prefix:
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section '{key}' must be a mapping of keys to values, got {value!r}")
+            kwargs[f.name] = _build_loss(value) if f.name == "loss" else _build(_SECTIONS[f.name], value, key)
+            continue
+        value = _check_type(key, value, hints[f.name])
+        if key in _CHOICES and value is not None and value not in _CHOICES[key]:
+            raise ConfigError(f"config key '{key}' is {value!r}; valid values: {', '.join(_CHOICES[key])}")
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _build_loss(raw: dict) -> LossConfig:
+    from seqtag.losses import validate_loss_params
+
+    raw = dict(raw)
+    name = raw.pop("name", "cross_entropy")
+    params = dict(raw.pop("params", {}) or {})
+    params.update(raw)  # flat form: loss: {name: focal, gamma: 2}
+    if not isinstance(name, str):
+        raise ConfigError(f"config key 'loss.name' must be a string, got {name!r}")
+    validate_loss_params(name, params)  # raises LossConfigError naming the loss or parameter
+    return LossConfig(name=name, params=params)
+
+
+def _check_ranges(cfg: Config) -> None:
+    t, d = cfg.train, cfg.data
+    positive = {
+        "train.epochs": t.epochs, "train.batch_size": t.batch_size, "train.eval_batch_size": t.eval_batch_size,
+        "train.grad_accum": t.grad_accum, "train.log_every": t.log_every, "data.max_length": d.max_length,
+        "data.max_answer_length": d.max_answer_length,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config key '{key}' must be at least 1, got {value}")
+    if not t.learning_rate > 0:
+        raise ConfigError(f"config key 'train.learning_rate' must be > 0, got {t.learning_rate}")
+    if not 0 <= t.warmup_ratio < 1:
+        raise ConfigError(f"config key 'train.warmup_ratio' must be in [0, 1), got {t.warmup_ratio}")
+    if d.max_length < 8:
+        raise ConfigError(f"config key 'data.max_length' must be at least 8 subwords, got {d.max_length}")
+    if not 0 <= d.stride < d.max_length // 2:
+        raise ConfigError(
+            f"config key 'data.stride' must be in [0, max_length/2) = [0, {d.max_length // 2}), got {d.stride}"
+        )
+    if d.format == "hub" and not d.hub_dataset:
+        raise ConfigError("data.format is 'hub' but data.hub_dataset is not set: name the dataset or saved directory")
+    for key in ("train_articles", "dev_articles", "test_articles"):
+        rng = getattr(d, key)
+        if rng is not None and (len(rng) != 2 or not 0 <= rng[0] < rng[1]):
+            raise ConfigError(f"config key 'data.{key}' must be [start, end) with 0 <= start < end, got {rng}")
+    if cfg.task == "ner" and d.format == "squad":
+        raise ConfigError("data.format 'squad' needs task: qa")
+    for key in ("model.name_or_path", "data.train", "train.output_dir"):
+        section, name = key.split(".")
+        if not str(getattr(getattr(cfg, section), name)).strip():
+            raise ConfigError(f"config key '{key}' is empty")
+    if cfg.hub.repo_id is not None and cfg.hub.repo_id.count("/") != 1:
+        raise ConfigError(f"config key 'hub.repo_id' must look like 'namespace/name', got {cfg.hub.repo_id!r}")
+
+
+def from_dict(raw: dict) -> Config:
+    """Build and validate a :class:`Config` from a nested mapping (as read from YAML)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of sections (model, data, loss, train, hub), got {raw!r}")
+    cfg = _build(Config, raw, "")
+    _check_ranges(cfg)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    """The resolved config as a plain nested dict, loss parameters written flat (round-trips through from_dict)."""
+    out = dataclasses.asdict(cfg)
+    loss = out.pop("loss")
+    out["loss"] = {"name": loss["name"], **loss["params"]}
+    return out
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key.sub=value, e.g. train.learning_rate=2e-4")
+    key, _, text = item.partition("=")
+    value = yaml.safe_load(text) if text.strip() else None
+    return key.strip().split("."), value
+
+
+def apply_overrides(cfg: Config | dict, overrides: list[str]) -> Config:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML scalars) and re-validate."""
+    raw = to_dict(cfg) if isinstance(cfg, Config) else dict(cfg)
+    raw = yaml.safe_load(yaml.safe_dump(raw))  # deep copy
+    for item in overrides:
+        path, value = _parse_override(item)
+        node = raw
+        for part in path[:-1]:
+            if not isinstance(node.get(part, {}), dict):
+                raise ConfigError(f"override {item!r}: '{part}' is not a section")
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return from_dict(raw)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (safe loader) and apply overrides. Errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; the shipped configs are in configs/")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    try:
+        return apply_overrides(raw or {}, overrides or [])
+    except ConfigError as e:
+        raise type(e)(f"{path}: {e}") from None
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML text (every key, defaults filled in)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)

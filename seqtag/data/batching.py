@@ -1,0 +1,88 @@
+"""Batches: length grouping (less padding) and dynamic padding."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from seqtag.constants import IGNORE_INDEX
+
+# Padding value per column; columns not listed are stacked as scalars.
+PAD_VALUES = {"input_ids": None, "labels": IGNORE_INDEX, "word_index": -1, "context_mask": 0, "token_type_ids": 0}
+
+
+class LengthGroupedBatches:
+    """A batch sampler: lists of indices whose examples have similar lengths.
+
+    Training (``shuffle=True``): a seeded permutation is cut into mega-batches of ``50 * batch_size``, each
+    sorted by length and cut into batches, and the batches are shuffled, so the order is random but the
+    padding small. Evaluation (``shuffle=False``): indices sorted by length, longest first. Call
+    :meth:`use_epoch` before each epoch for a new, reproducible order. (Not named ``set_epoch`` on purpose:
+    accelerate calls ``set_epoch`` with its own iteration counter, which restarts at 0 in a resumed run.)
+
+    >>> s = LengthGroupedBatches([5, 1, 4, 2, 3], batch_size=2, shuffle=False)
+    >>> list(s)
+    [[0, 2], [4, 3], [1]]
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool, seed: int = 0,
+                 group: bool = True, mega: int = 50):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.group = group
+        self.mega = mega
+        self.epoch = 0
+
+    def use_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+
+    def _batches(self) -> list[list[int]]:
+        n, bs = len(self.lengths), self.batch_size
+        if not self.shuffle:
+            order = sorted(range(n), key=lambda i: -self.lengths[i]) if self.group else list(range(n))
+            return [order[i:i + bs] for i in range(0, n, bs)]
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        perm = torch.randperm(n, generator=g).tolist()
+        if not self.group:
+            return [perm[i:i + bs] for i in range(0, n, bs)]
+        batches = []
+        step = bs * self.mega
+        for m in range(0, n, step):
+            chunk = sorted(perm[m:m + step], key=lambda i: -self.lengths[i])
+            batches.extend(chunk[i:i + bs] for i in range(0, len(chunk), bs))
+        # keep the last (short) batch last, so distributed sharding sees full batches first
+        full = [b for b in batches if len(b) == bs]
+        short = [b for b in batches if len(b) != bs]
+        order = torch.randperm(len(full), generator=g).tolist()
+        return [full[i] for i in order] + short
+
+    def __iter__(self):
+        return iter(self._batches())
+
+
+def collate(features: Sequence[Mapping], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Pad list columns to the longest example of the batch; add ``attention_mask``.
+
+    Returns ``input_ids`` (B, T), ``attention_mask`` (B, T), other list columns (B, T) padded with their
+    :data:`PAD_VALUES`, and scalar columns (B,).
+    """
+    longest = max(len(f["input_ids"]) for f in features)
+    out: dict[str, torch.Tensor] = {}
+    for key in features[0]:
+        first = features[0][key]
+        if isinstance(first, (list, tuple)) or (isinstance(first, torch.Tensor) and first.ndim == 1):
+            pad = pad_token_id if key == "input_ids" else PAD_VALUES.get(key, 0)
+            rows = [list(f[key]) + [pad] * (longest - len(f[key])) for f in features]
+            out[key] = torch.tensor(rows, dtype=torch.long)
+        else:
+            out[key] = torch.tensor([f[key] for f in features])
+    out["attention_mask"] = torch.tensor(
+        [[1] * len(f["input_ids"]) + [0] * (longest - len(f["input_ids"])) for f in features], dtype=torch.long
+    )
+    return out

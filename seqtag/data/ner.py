@@ -1,0 +1,181 @@
+"""NER data for training: read the configured splits, settle the tag scheme and label set, tokenise.
+
+Reading and validation are plain functions over :class:`~seqtag.data.conll.Sentence` lists; tokenisation is a
+batched ``datasets.Dataset.map`` whose Arrow output is cached on disk under a key made of the data, the
+tokenizer and the window settings, so a second run with the same inputs skips preprocessing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from seqtag.config import DataConfig
+from seqtag.data import schemes
+from seqtag.data.align import encode_sentences
+from seqtag.data.conll import Sentence, load_hub_dataset, read_sentences, validate_sentences
+from seqtag.errors import DataError
+from seqtag.paths import resolve
+
+
+@dataclass(frozen=True)
+class NERData:
+    """The splits of one experiment, converted to the training scheme, and the label set."""
+
+    splits: dict[str, list[Sentence]]  # "train", "dev", "test" (those configured)
+    labels: list[str]  # id -> label, O first
+    source_scheme: str  # the files' scheme (declared or detected)
+    train_scheme: str
+    notes: dict  # counts worth logging: repaired tokens, unseen labels mapped to O
+
+
+def read_split(data: DataConfig, split: str) -> list[Sentence]:
+    """Read one configured split (``data.train`` / ``data.dev`` / ``data.test``)."""
+    spec = getattr(data, split)
+    if data.format == "hub":
+        return load_hub_dataset(
+            resolve(data.hub_dataset, "data.hub_dataset"), spec, tokens_column=data.tokens_column,
+            tags_column=data.tags_column, config_name=data.hub_config,
+        )
+    path = resolve(spec, f"data.{split}")
+    if not Path(path).is_file():
+        raise DataError(f"data.{split}: file {path} does not exist; fix the path in the config or override it "
+                        f"with data.{split}=PATH")
+    fmt = {"conll": "conll", "jsonl": "jsonl"}.get(data.format, "auto")
+    kw = {"token_column": data.token_column, "tag_column": data.tag_column} if fmt != "jsonl" else {}
+    if fmt == "auto" and not path.endswith((".json", ".jsonl")):
+        fmt = "conll"
+    if fmt != "conll":
+        kw = {"tokens_key": data.tokens_column}
+    return read_sentences(path, fmt=fmt, **kw)
+
+
+def _entity_types(sentences: Sequence[Sentence]) -> set[str]:
+    return {t.split("-", 1)[1] for s in sentences for t in (s.tags or ()) if t != "O"}
+
+
+def _map_unseen(sentences: list[Sentence], known: set[str], split: str, policy: str) -> tuple[list[Sentence], int]:
+    out, mapped = [], 0
+    for s in sentences:
+        tags = list(s.tags or ())
+        for i, t in enumerate(tags):
+            if t != "O" and t.split("-", 1)[1] not in known:
+                if policy == "error":
+                    raise DataError(
+                        f"{s.source}:{s.line + i}: the {split} label {t!r} has an entity type never seen in training "
+                        f"(known: {', '.join(sorted(known)) or 'none'}); fix the data, or set "
+                        f"data.unseen_labels=map_to_o to tag it O (counted and logged)"
+                    )
+                tags[i] = "O"
+                mapped += 1
+        out.append(replace(s, tags=tuple(tags)) if mapped else s)
+    return out, mapped
+
+
+def load_ner_data(data: DataConfig) -> NERData:
+    """Read every configured split, validate and convert its tags, build the label set from training data."""
+    raw = {split: read_split(data, split) for split in ("train", "dev", "test") if getattr(data, split)}
+    for split, sents in raw.items():
+        if any(s.tags is None for s in sents):
+            raise DataError(f"data.{split}: {sents[0].source} has no tag column; training and evaluation need tags")
+    limits = {"train": data.max_train_examples, "dev": data.max_eval_examples, "test": data.max_eval_examples}
+    raw = {k: v[: limits[k]] if limits[k] else v for k, v in raw.items()}
+    source = data.scheme
+    if source == "auto":
+        source = schemes.detect_scheme([s.tags for s in raw["train"]])
+    notes: dict = {"repaired_tokens": {}, "unseen_mapped_to_o": {}}
+    splits = {}
+    for split, sents in raw.items():
+        sents, repaired = validate_sentences(sents, source, on_invalid=data.on_invalid)
+        notes["repaired_tokens"][split] = repaired
+        if source != data.train_scheme:
+            sents = [replace(s, tags=tuple(schemes.convert(list(s.tags), source, data.train_scheme))) for s in sents]
+        splits[split] = sents
+    known = _entity_types(splits["train"])
+    for split in ("dev", "test"):
+        if split in splits:
+            splits[split], n = _map_unseen(splits[split], known, split, data.unseen_labels)
+            notes["unseen_mapped_to_o"][split] = n
+    labels = schemes.labels_for(sorted(known), data.train_scheme)
+    return NERData(splits=splits, labels=labels, source_scheme=source, train_scheme=data.train_scheme, notes=notes)
+
+
+def continuation_ids(labels: Sequence[str]) -> list[int]:
+    """For ``label_all_tokens``: the label id of a word's non-first subwords (``B-X`` -> ``I-X``).
+
+    >>> continuation_ids(["O", "B-PER", "I-PER"])
+    [0, 2, 2]
+    """
+    index = {lab: i for i, lab in enumerate(labels)}
+    out = []
+    for lab in labels:
+        if lab == "O":
+            out.append(index["O"])
+            continue
+        prefix, typ = lab.split("-", 1)
+        out.append(index.get(f"I-{typ}", index[lab]) if prefix in ("B", "I", "S", "U", "E", "L") else index[lab])
+    return out
+
+
+def _cache_key(sentences: Sequence[Sentence], tokenizer, labels, data: DataConfig) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([labels, data.max_length, data.stride, data.label_all_tokens, tokenizer.name_or_path,
+                         len(tokenizer), type(tokenizer).__name__], sort_keys=True).encode())
+    h.update(hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).digest()
+             if hasattr(tokenizer, "backend_tokenizer") else b"")
+    for s in sentences:
+        h.update("\x1f".join(s.tokens).encode())
+        h.update(b"\x1e")
+        h.update("\x1f".join(s.tags or ()).encode())
+        h.update(b"\x1d")
+    return h.hexdigest()[:24]
+
+
+def cache_root(data: DataConfig) -> Path:
+    return Path(data.cache_dir or os.environ.get("SEQTAG_CACHE", Path.home() / ".cache" / "seqtag"))
+
+
+def tokenize_ner(sentences: Sequence[Sentence], tokenizer, labels: Sequence[str], data: DataConfig,
+                 cache: bool = True):
+    """Encode sentences as model windows in a ``datasets.Dataset`` (cached on disk when ``cache``).
+
+    Columns: ``input_ids``, ``labels``, ``word_index``, ``sentence_index``, ``num_windows``, ``length``.
+    """
+    import datasets
+
+    index = {lab: i for i, lab in enumerate(labels)}
+    cont = continuation_ids(labels) if data.label_all_tokens else None
+    has_tags = all(s.tags is not None for s in sentences)
+    table = datasets.Dataset.from_dict({
+        "tokens": [list(s.tokens) for s in sentences],
+        "tags": [[index[t] for t in s.tags] if has_tags else [] for s in sentences],
+        "sid": list(range(len(sentences))),
+    })
+
+    def encode(batch):
+        enc = encode_sentences(tokenizer, batch["tokens"], batch["tags"] if has_tags else None,
+                               max_length=data.max_length, stride=data.stride, continuation_ids=cont)
+        enc["sentence_index"] = [batch["sid"][i] for i in enc["sentence_index"]]
+        enc["length"] = [len(x) for x in enc["input_ids"]]
+        return enc
+
+    kwargs = {}
+    if cache:
+        root = cache_root(data) / "ner"
+        root.mkdir(parents=True, exist_ok=True)
+        kwargs = {"cache_file_name": str(root / f"{_cache_key(sentences, tokenizer, labels, data)}.arrow"),
+                  "load_from_cache_file": True}
+    return table.map(encode, batched=True, batch_size=256, remove_columns=table.column_names,
+                     desc="tokenising", **kwargs)
+
+
+def window_counts(dataset) -> dict[str, int]:
+    """How many sentences needed more than one window, and how many windows they took."""
+    per_sentence = Counter(dataset["sentence_index"])
+    long = [n for n in per_sentence.values() if n > 1]
+    return {"sentences": len(per_sentence), "windowed_sentences": len(long), "windows_of_windowed": sum(long)}

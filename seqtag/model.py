@@ -1,0 +1,60 @@
+"""Loading tokenizers and models safely: safetensors only and no remote code unless the config says so."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from seqtag.config import ModelConfig
+from seqtag.errors import ConfigError, SeqtagError
+from seqtag.paths import resolve
+
+
+def model_path(model: ModelConfig) -> str:
+    """The local directory or Hub id to load; a local-looking path that does not exist is a clear error."""
+    path = resolve(model.name_or_path, "model.name_or_path")
+    local = Path(path).expanduser()
+    if local.exists():
+        return str(local)
+    if path.startswith((".", "/", "~")) or path.count("/") > 1 or os.sep != "/" and os.sep in path:
+        raise ConfigError(f"model.name_or_path: {path} does not exist; give a local model directory or a Hub id "
+                          f"like bert-base-cased")
+    return path
+
+
+def _common(model: ModelConfig) -> dict:
+    return {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
+
+
+def load_tokenizer(model: ModelConfig):
+    """A fast tokenizer (offsets and word ids are needed for alignment)."""
+    from transformers import AutoTokenizer
+
+    path = model_path(model)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, use_fast=True, **_common(model))
+    except (OSError, ValueError) as e:
+        raise SeqtagError(f"could not load a tokenizer from {path!r}: {e}. Check model.name_or_path (a local "
+                          f"directory with tokenizer files, or a Hub id reachable from this machine)") from None
+    if not tok.is_fast:
+        raise SeqtagError(f"the tokenizer of {path!r} is not a fast tokenizer; seqtag needs offsets and word ids")
+    return tok
+
+
+def load_model(model: ModelConfig, auto_class, **kwargs):
+    """``auto_class.from_pretrained`` with seqtag's safety defaults.
+
+    Weights load from safetensors only unless ``model.allow_pickle`` (pickle files can run code);
+    ``trust_remote_code`` stays off unless ``model.trust_remote_code``.
+    """
+    path = model_path(model)
+    try:
+        return auto_class.from_pretrained(path, use_safetensors=not model.allow_pickle or None,
+                                          **_common(model), **kwargs)
+    except (OSError, ValueError, EnvironmentError) as e:
+        msg = str(e)
+        if "safetensors" in msg.lower() and not model.allow_pickle:
+            raise SeqtagError(f"{path!r} has no safetensors weights. seqtag does not load pickle weights by default "
+                              f"because they can run code; convert the model, or set model.allow_pickle=true if "
+                              f"you trust its source") from None
+        raise SeqtagError(f"could not load the model from {path!r}: {msg}") from None

@@ -1,0 +1,163 @@
+"""Tagging new text with a finished run: batched, length-sorted, streamed from input to output.
+
+The model, tokenizer and label set come from the run directory alone. Input is raw text (one text per line,
+split into words by :func:`split_words`, which keeps character offsets), or pre-tokenised CoNLL/JSONL. Output
+is JSONL (one object per input line, in input order) or CoNLL columns. Memory stays flat: the input is read
+in chunks, each chunk is sorted by length, predicted and written before the next is read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from seqtag.data import schemes
+
+_WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
+
+
+def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Split raw text into words and punctuation, keeping ``(start, end)`` character offsets.
+
+    >>> split_words("Empire State Building = ESB.")
+    (['Empire', 'State', 'Building', '=', 'ESB', '.'], [(0, 6), (7, 12), (13, 21), (22, 23), (24, 27), (27, 28)])
+    """
+    words, offsets = [], []
+    for m in _WORD.finditer(text):
+        words.append(m.group())
+        offsets.append(m.span())
+    return words, offsets
+
+
+def entities(words: Sequence[str], tags: Sequence[str], scores: Sequence[float], scheme: str,
+             offsets: Sequence[tuple[int, int]] | None = None, text: str | None = None) -> list[dict]:
+    """Entity spans of one tagged sentence, with a confidence (mean word probability over the span).
+
+    >>> entities(["Ada", "Lovelace", "wrote"], ["B-PER", "I-PER", "O"], [0.9, 0.7, 0.99], "IOB2")
+    [{'type': 'PER', 'text': 'Ada Lovelace', 'start_token': 0, 'end_token': 2, 'score': 0.8}]
+    """
+    out = []
+    for typ, a, b in schemes.spans(list(tags), scheme):
+        ent = {"type": typ, "text": " ".join(words[a:b]), "start_token": a, "end_token": b,
+               "score": round(sum(scores[a:b]) / (b - a), 4)}
+        if offsets is not None:
+            ent["start"], ent["end"] = offsets[a][0], offsets[b - 1][1]
+            if text is not None:
+                ent["text"] = text[ent["start"]:ent["end"]]
+        out.append(ent)
+    return out
+
+
+@dataclass
+class Tagger:
+    """A loaded run: model, tokenizer, labels and window settings. Pure prediction over word lists."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    labels: list[str]
+    scheme: str
+    max_length: int
+    stride: int
+    batch_size: int = 64
+    autocast: bool = False
+
+    @torch.inference_mode()
+    def tag(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
+        """Tags and probabilities for every word of every sentence (windows merged, one tag per word)."""
+        from seqtag.data.align import encode_sentences, merge_windows
+        from seqtag.data.batching import collate
+
+        if not sentences:
+            return []
+        enc = encode_sentences(self.tokenizer, sentences, None, max_length=self.max_length, stride=self.stride)
+        order = sorted(range(len(enc["input_ids"])), key=lambda i: -len(enc["input_ids"][i]))
+        preds: list = [None] * len(order)
+        scores: list = [None] * len(order)
+        device = next(self.model.parameters()).device
+        for k in range(0, len(order), self.batch_size):
+            idx = order[k:k + self.batch_size]
+            batch = collate([{"input_ids": enc["input_ids"][i]} for i in idx], self.tokenizer.pad_token_id)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
+                logits = self.model(input_ids=batch["input_ids"].to(device),
+                                    attention_mask=batch["attention_mask"].to(device)).logits
+            s, p = logits.float().softmax(-1).max(-1)
+            for row, i in enumerate(idx):
+                preds[i], scores[i] = p[row].tolist(), s[row].tolist()
+        n = [len(s) for s in sentences]
+        ids = merge_windows(enc["word_index"], enc["sentence_index"], preds, n)
+        probs = merge_windows(enc["word_index"], enc["sentence_index"], scores, n)
+        return [([self.labels[i] for i in row], pr) for row, pr in zip(ids, probs)]
+
+
+def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = None,
+                autocast: bool = False) -> Tagger:
+    """Load a finished NER run for prediction (safetensors weights only)."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from seqtag.config import load_config
+    from seqtag.runs import CONFIG_FILE, require_finished_run
+
+    run_dir = require_finished_run(run_dir)
+    cfg = load_config(run_dir / CONFIG_FILE)
+    if cfg.task != "ner":
+        raise ValueError(f"{run_dir} is a {cfg.task} run; use the QA commands")
+    tok = AutoTokenizer.from_pretrained(str(run_dir), use_fast=True)
+    model = AutoModelForTokenClassification.from_pretrained(str(run_dir), use_safetensors=True)
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    return Tagger(model, tok, labels, cfg.data.train_scheme, cfg.data.max_length, cfg.data.stride, batch_size,
+                  autocast)
+
+
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def predict_stream(tagger: Tagger, records: Iterable[dict], chunk_size: int = 2048) -> Iterator[dict]:
+    """Tag a stream of records ``{"words", ["offsets", "text", "id"]}`` and yield them with ``tags``,
+    ``scores`` and ``entities``, in input order, holding at most ``chunk_size`` records in memory."""
+    for chunk in _chunks(records, chunk_size):
+        tagged = tagger.tag([r["words"] for r in chunk])
+        for rec, (tags, probs) in zip(chunk, tagged):
+            yield {**rec, "tags": tags, "scores": [round(p, 4) for p in probs],
+                   "entities": entities(rec["words"], tags, probs, tagger.scheme, rec.get("offsets"), rec.get("text"))}
+
+
+def read_records(path: str | Path, fmt: str) -> Iterator[dict]:
+    """Input records for prediction: ``text`` (one text per line), ``conll`` or ``jsonl`` (pre-tokenised)."""
+    from seqtag.data.conll import iter_conll, read_jsonl
+
+    if fmt == "text":
+        with open(path, encoding="utf-8", errors="strict") as f:
+            for n, line in enumerate(f, 1):
+                text = line.rstrip("\r\n")
+                words, offsets = split_words(text)
+                yield {"line": n, "text": text, "words": words, "offsets": offsets}
+    elif fmt == "conll":
+        for s in iter_conll(path, tag_column=None):
+            yield {"line": s.line, "words": list(s.tokens)}
+    else:
+        for s in read_jsonl(path):
+            yield {"line": s.line, "words": list(s.tokens)}
+
+
+def write_record(f, rec: dict, fmt: str) -> None:
+    if fmt == "conll":
+        for w, t in zip(rec["words"], rec["tags"]):
+            f.write(f"{w}\t{t}\n")
+        f.write("\n")
+    else:
+        out = {k: rec[k] for k in ("line", "text", "words", "tags", "scores", "entities") if k in rec}
+        f.write(json.dumps(out, ensure_ascii=False) + "\n")

@@ -1,0 +1,324 @@
+"""The training loop: one function, top to bottom in the order things happen.
+
+It runs unchanged on one CPU, one GPU, or several processes under ``accelerate launch`` / ``torchrun``.
+Only the main process writes files and shows progress.
+
+Loss normalisation (one rule, here): a micro-batch's loss is the **sum** over its labelled tokens divided by
+the number of labelled tokens in the whole accumulation window across all processes, so an optimizer step
+minimises the mean loss per labelled token of everything it saw, whatever the batch padding, accumulation or
+process count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import signal
+import time
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from seqtag import __version__, runs
+from seqtag.config import Config, dump_config, to_dict
+from seqtag.errors import SeqtagError
+
+log = logging.getLogger(__name__)
+
+
+class TrainingStopped(SeqtagError):
+    """Training stopped on purpose (non-finite loss); the last good checkpoint is kept."""
+
+
+class Interrupted(SeqtagError):
+    """SIGINT/SIGTERM: a resumable checkpoint was saved."""
+
+
+def make_accelerator(mixed_precision: str, grad_accum: int):
+    from accelerate import Accelerator
+
+    if mixed_precision == "fp16" and not torch.cuda.is_available():
+        raise SeqtagError("train.mixed_precision=fp16 needs a GPU; on CPU use bf16 or no")
+    # cpu=True when there is no GPU: a plain Accelerator() under torchrun on CPU would run independent jobs
+    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
+                       cpu=not torch.cuda.is_available())
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only (``p.ndim >= 2``): never on biases and LayerNorm gains."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def _dynamics(loss, logits, targets, entity_ids: list[int]) -> dict:
+    """Loss-weight diagnostics of one micro-batch: mean logit, mean weight and share of weights below 0.01,
+    split by gold O versus entity tokens."""
+    with torch.no_grad():
+        keep = targets >= 0
+        lg, tg = logits[keep].float(), targets[keep]
+        w = loss.weights(lg, tg)
+        is_ent = torch.isin(tg, torch.tensor(entity_ids, device=tg.device)) if entity_ids else torch.zeros_like(tg, dtype=torch.bool)
+        out = {"mean_logit": lg.mean().item()}
+        for name, m in (("o", ~is_ent), ("entity", is_ent)):
+            if m.any():
+                out[f"weight_mean_{name}"] = w[m].mean().item()
+                out[f"weight_below_0.01_{name}"] = (w[m] < 0.01).float().mean().item()
+        return out
+
+
+def train(cfg: Config) -> Path:
+    """Train as the config says and return the finished run directory."""
+    from accelerate.utils import set_seed
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from seqtag.data.batching import LengthGroupedBatches, collate
+    from seqtag.losses import get_loss
+    from seqtag.model import load_tokenizer
+    from seqtag.tasks import setup_task
+
+    t0 = time.time()
+    tc = cfg.train
+    run_dir = Path(tc.output_dir)
+    accelerator = make_accelerator(tc.mixed_precision, tc.grad_accum)
+    main = accelerator.is_main_process
+    if main:
+        runs.prepare_run_dir(run_dir, dump_config(cfg), overwrite=tc.overwrite, resume=tc.resume)
+        _write_info(run_dir, cfg, status="running")
+    accelerator.wait_for_everyone()
+    set_seed(tc.seed)
+
+    # ---- data, model, loss
+    tokenizer = load_tokenizer(cfg.model)
+    task = setup_task(cfg, tokenizer, accelerator)
+    loss = get_loss(cfg.loss.name, **cfg.loss.params)
+    sampler = LengthGroupedBatches(task.train_features["length"], tc.batch_size, shuffle=True, seed=tc.seed,
+                                   group=tc.group_by_length)
+    train_loader = DataLoader(task.train_features.select_columns(task.columns), batch_sampler=sampler,
+                              collate_fn=partial(collate, pad_token_id=tokenizer.pad_token_id))
+
+    # ---- optimizer and schedule (the scheduler is stepped by hand, once per optimizer step)
+    optimizer = torch.optim.AdamW(param_groups(task.model, tc.weight_decay), lr=tc.learning_rate,
+                                  fused=torch.cuda.is_available() or None)
+    model, optimizer, train_loader = accelerator.prepare(task.model, optimizer, train_loader)
+    steps_per_epoch = math.ceil(len(train_loader) / tc.grad_accum)
+    total_steps = steps_per_epoch * tc.epochs if tc.max_steps is None else min(tc.max_steps, steps_per_epoch * tc.epochs)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
+    accelerator.register_for_checkpointing(scheduler)
+    total_batch = tc.batch_size * tc.grad_accum * accelerator.num_processes
+    log.info("training %d examples, %d epochs, %d optimizer steps, total batch %d (%d per device x %d accumulation "
+             "x %d processes), loss %s %s", len(task.train_features), tc.epochs, total_steps, total_batch,
+             tc.batch_size, tc.grad_accum, accelerator.num_processes, cfg.loss.name, cfg.loss.params)
+
+    # ---- state, resume
+    state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0, "best_f1": -1.0, "best_epoch": None,
+             "epochs_without_improvement": 0, "skipped_batches": 0, "elapsed_s": 0.0}
+    if tc.resume:
+        ckpt = runs.checkpoint_path(run_dir)
+        accelerator.load_state(str(ckpt))
+        state.update(json.loads((ckpt / "seqtag_state.json").read_text()))
+        log.info("resumed from %s at epoch %d, batch %d, step %d", ckpt, state["epoch"], state["batch_in_epoch"],
+                 state["global_step"])
+    history = run_dir / runs.HISTORY_FILE
+
+    def record(obj: dict) -> None:
+        if main:
+            with open(history, "a", encoding="utf-8") as f:
+                f.write(json.dumps(obj) + "\n")
+
+    def save_checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        tmp = run_dir / runs.CHECKPOINT_DIR / f".tmp-{state['global_step']}-{os.getpid()}"
+        accelerator.save_state(str(tmp))  # model, optimizer, scheduler, RNG states of every process
+        if main:
+            state["elapsed_s"] = elapsed_before + time.time() - t0
+            runs.write_json_atomic(tmp / "seqtag_state.json", state)
+            runs.swap_in_checkpoint(run_dir, tmp)
+        accelerator.wait_for_everyone()
+
+    # ---- signals: finish the current optimizer step, save, exit
+    stop_signal: list[int] = []
+    handlers = {s: signal.signal(s, lambda signum, _f: stop_signal.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    elapsed_before = state["elapsed_s"]
+    try:
+        done = state["global_step"] >= total_steps
+        while state["epoch"] < tc.epochs and not done:
+            epoch = state["epoch"]
+            sampler.use_epoch(epoch)
+            model.train()
+            loader = accelerator.skip_first_batches(train_loader, state["batch_in_epoch"]) if state["batch_in_epoch"] else train_loader
+            bar = tqdm(total=len(train_loader), initial=state["batch_in_epoch"], disable=not main,
+                       desc=f"epoch {epoch + 1}/{tc.epochs}", unit="batch", dynamic_ncols=True)
+            it = iter(loader)
+            while True:
+                window = [b for _, b in zip(range(tc.grad_accum), it)]
+                if not window:
+                    break
+                # labelled tokens in the whole accumulation window, over all processes
+                n_local = sum(int((b["labels"] >= 0).sum()) if "labels" in b else len(b["input_ids"]) for b in window)
+                n_window = accelerator.reduce(torch.tensor([n_local], device=accelerator.device), "sum").item()
+                step_loss, step_tokens, bad = 0.0, 0, False
+                for b in window:
+                    with accelerator.accumulate(model):
+                        loss_sum, n_lab, logits, targets = task.loss_step(model, b, loss)
+                        finite = accelerator.reduce(torch.isfinite(loss_sum.detach()).float().reshape(1), "min").item()
+                        if finite < 1:
+                            bad = True
+                            if tc.nan_policy == "stop":
+                                raise TrainingStopped(
+                                    f"non-finite loss at epoch {epoch + 1}, optimizer step {state['global_step'] + 1}, "
+                                    f"batch {state['batch_in_epoch'] + 1}; the last good checkpoint is kept in "
+                                    f"{run_dir / runs.CHECKPOINT_DIR}. The batch's examples begin: "
+                                    + " | ".join(task.describe_examples(b)[:4])
+                                    + ". Lower train.learning_rate, use mixed_precision=no, or set "
+                                      "train.nan_policy=skip to skip such batches"
+                                )
+                            loss_sum = loss_sum.nan_to_num(0.0, 0.0, 0.0) * 0.0
+                        # accelerator.backward divides by grad_accum; multiply back so the sum over the window is
+                        # (sum of token losses) / (labelled tokens in the window), and by the process count
+                        # because DDP averages gradients over processes
+                        scale = tc.grad_accum * accelerator.num_processes / max(n_window, 1)
+                        accelerator.backward(loss_sum * scale)
+                        if accelerator.sync_gradients and tc.max_grad_norm > 0:
+                            accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+                        if not bad:
+                            optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                    step_loss += loss_sum.item() if not bad else 0.0
+                    step_tokens += int(n_lab)
+                state["batch_in_epoch"] += len(window)
+                bar.update(len(window))
+                if bad:
+                    state["skipped_batches"] += 1
+                    log.warning("skipped a batch with a non-finite loss at step %d (%d skipped so far)",
+                                state["global_step"] + 1, state["skipped_batches"])
+                    continue
+                scheduler.step()
+                state["global_step"] += 1
+                step = state["global_step"]
+                if main and (step % tc.log_every == 0 or step == 1):
+                    rec = {"type": "step", "step": step, "epoch": epoch + 1, "loss": step_loss / max(step_tokens, 1),
+                           "lr": scheduler.get_last_lr()[0], "labelled_tokens": n_window,
+                           "time_s": round(elapsed_before + time.time() - t0, 2)}
+                    if tc.dynamics:
+                        rec.update(_dynamics(loss, logits.detach(), targets, task.info.get("entity_label_ids", [])))
+                    record(rec)
+                    bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
+                sig = accelerator.reduce(torch.tensor([float(bool(stop_signal))], device=accelerator.device), "max").item()
+                if sig:
+                    bar.close()
+                    save_checkpoint()
+                    if main:
+                        _write_info(run_dir, cfg, status="interrupted", state=state)
+                    raise Interrupted(f"stopped by signal at epoch {epoch + 1}, step {step}; a checkpoint is saved. "
+                                      f"Continue with: seqtag train {run_dir / runs.CONFIG_FILE} train.resume=true")
+                if step >= total_steps:
+                    done = True
+                    break
+            bar.close()
+
+            # ---- end of epoch: evaluate on dev, keep the best model
+            state["epoch"] += 1
+            state["batch_in_epoch"] = 0
+            metrics = task.evaluate(model, "dev", accelerator, tc.eval_batch_size) if "dev" in task.eval_splits else {}
+            f1 = metrics.get("f1", 0.0)
+            record({"type": "epoch", "epoch": state["epoch"], "step": state["global_step"], "dev": metrics,
+                    "time_s": round(elapsed_before + time.time() - t0, 2)})
+            if main:
+                log.info("epoch %d: dev f1 %.4f", state["epoch"], f1)
+            if f1 > state["best_f1"] or "dev" not in task.eval_splits:
+                state.update(best_f1=f1, best_epoch=state["epoch"], epochs_without_improvement=0)
+                _save_model(accelerator, model, tokenizer, run_dir)
+            else:
+                state["epochs_without_improvement"] += 1
+            if tc.save_every_epoch or done:
+                save_checkpoint()
+            if tc.early_stopping_patience and state["epochs_without_improvement"] >= tc.early_stopping_patience:
+                log.info("early stopping: no dev improvement for %d epochs", tc.early_stopping_patience)
+                break
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+
+    # ---- final evaluation with the best weights
+    accelerator.wait_for_everyone()
+    best = _load_best(accelerator, model, run_dir)
+    results = {split: task.evaluate(best, split, accelerator, tc.eval_batch_size) for split in task.eval_splits}
+    if main:
+        runs.write_json_atomic(run_dir / runs.METRICS_FILE, results)
+        state["elapsed_s"] = elapsed_before + time.time() - t0
+        if tc.plot:
+            from seqtag.plots import plot_history
+
+            plot_history(history, run_dir / runs.CURVES_FILE)
+        _write_info(run_dir, cfg, status="finished", state=state, task=task, total_batch=total_batch,
+                    processes=accelerator.num_processes)
+    accelerator.wait_for_everyone()
+    if cfg.hub.repo_id and main:
+        from seqtag.hub import push_run
+
+        push_run(run_dir, cfg.hub.repo_id, private=cfg.hub.private)
+    return run_dir
+
+
+def _save_model(accelerator, model, tokenizer, run_dir: Path) -> None:
+    """Save weights (safetensors), config and tokenizer at the top of the run directory, file by file atomically."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        import shutil
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".best-"))
+        accelerator.unwrap_model(model).save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        for f in tmp.iterdir():
+            os.replace(f, run_dir / f.name)
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+
+
+def _load_best(accelerator, model, run_dir: Path):
+    from safetensors.torch import load_file
+
+    unwrapped = accelerator.unwrap_model(model)
+    state = load_file(str(run_dir / "model.safetensors"), device=str(accelerator.device))
+    missing, unexpected = unwrapped.load_state_dict(state, strict=False)
+    tied = set(getattr(unwrapped, "_tied_weights_keys", None) or [])
+    if unexpected or set(missing) - tied:
+        raise SeqtagError(f"{run_dir / 'model.safetensors'} does not match the model (missing {missing[:3]}, "
+                          f"unexpected {unexpected[:3]})")
+    return model
+
+
+def _write_info(run_dir: Path, cfg: Config, *, status: str, state: dict | None = None, task=None,
+                total_batch: int | None = None, processes: int | None = None) -> None:
+    state = state or {}
+    info = {
+        "status": status, "task": cfg.task, "seqtag_version": __version__,
+        "epochs": state.get("epoch"), "configured_epochs": cfg.train.epochs, "global_steps": state.get("global_step"),
+        "best_epoch": state.get("best_epoch"), "best_dev_f1": state.get("best_f1"),
+        "skipped_batches": state.get("skipped_batches", 0),
+        "total_batch_size": total_batch, "processes": processes,
+        "wall_time_s": round(state.get("elapsed_s", 0.0), 1), "hardware": hardware(),
+        "mixed_precision": cfg.train.mixed_precision, "loss": {"name": cfg.loss.name, "params": cfg.loss.params},
+        "base_model": cfg.model.name_or_path, "learning_rate": cfg.train.learning_rate, "seed": cfg.train.seed,
+        "datasets": [v for v in (cfg.data.hub_dataset, cfg.data.train) if v],
+        "torch_version": torch.__version__,
+    }
+    if task is not None:
+        info.update({k: v for k, v in task.info.items() if k != "entity_label_ids"})
+        info["train_examples"] = task.info.get("train_examples", len(task.train_features))
+    info["config"] = to_dict(cfg)
+    runs.write_json_atomic(Path(run_dir) / runs.INFO_FILE, info)
