@@ -1,0 +1,299 @@
+"""Read extractive-QA data (SQuAD v1.1 JSON, JSON lines, a saved or hub `datasets` dataset) into :class:`QAExample`.
+
+Every reader checks each answer against its context: ``context[answer_start:answer_start + len(text)]`` must
+equal ``text``. A mismatch raises :class:`~seqtag.errors.DataError` naming the file, the question id and both
+strings, and, when the text occurs elsewhere in the context, the offset of the nearest occurrence.
+
+The SQuAD v1.1 train set is not available offline, so the project trains and evaluates QA on an article-level
+split of the dev set (:func:`split_articles`: articles 1-38 for training, 39-48 for evaluation).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seqtag.errors import DataError, where
+
+QA_FORMATS = ("auto", "squad", "jsonl")
+"""Values of ``fmt`` accepted by :func:`read_qa`."""
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """One question about one context.
+
+    ``answers`` holds ``(text, answer_start)`` pairs, ``answer_start`` a character offset into ``context``;
+    training uses the first answer, evaluation all of them. It may be empty (unanswered / prediction only).
+    """
+
+    id: str
+    question: str
+    context: str
+    answers: tuple[tuple[str, int], ...]
+    title: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# validation shared by all readers
+
+
+def _require(record: Mapping[str, Any], key: str, loc: str, what: str = "record") -> Any:
+    if not isinstance(record, Mapping):
+        raise DataError(f"{loc}: expected a JSON object for the {what}, got {type(record).__name__}.")
+    if key not in record:
+        raise DataError(
+            f"{loc}: the {what} has no key {key!r} (keys: {sorted(record)}). "
+            f"Add {key!r}; see the SQuAD v1.1 format in seqtag/data/squad.py."
+        )
+    return record[key]
+
+
+def _nearest_occurrence(context: str, text: str, start: int) -> int | None:
+    """Offset of the occurrence of ``text`` in ``context`` closest to ``start`` (earliest on ties), or None.
+
+    >>> _nearest_occurrence("a cat and a cat", "cat", 9)
+    12
+    >>> _nearest_occurrence("a cat", "dog", 0) is None
+    True
+    """
+    best = None
+    i = context.find(text)
+    while i != -1 and text:
+        if best is None or abs(i - start) < abs(best - start):
+            best = i
+        i = context.find(text, i + 1)
+    return best
+
+
+def check_answer(context: str, text: Any, start: Any, loc: str, qid: str) -> tuple[str, int]:
+    """Return ``(text, start)`` after checking that ``context[start:start+len(text)] == text``.
+
+    Raises :class:`DataError` naming ``loc`` (file or file:line), the question id and the mismatch.
+    """
+    if not isinstance(text, str):
+        raise DataError(f"{loc}: question {qid!r}: answer text must be a string, got {text!r}.")
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise DataError(f"{loc}: question {qid!r}: answer_start must be an integer, got {start!r}.")
+    found = context[start : start + len(text)] if start >= 0 else None
+    if found != text:
+        near = _nearest_occurrence(context, text, start)
+        hint = (
+            f"The text occurs at offset {near}: set answer_start to {near} if that is the intended span."
+            if near is not None
+            else "The text does not occur anywhere in the context: fix the answer text or the context."
+        )
+        raise DataError(
+            f"{loc}: question {qid!r}: answer_start={start} does not match the answer text: "
+            f"context[{start}:{start + len(text)}] is {found!r} but the text is {text!r}. {hint}"
+        )
+    return text, start
+
+
+def _example_from_record(rec: Mapping[str, Any], loc: str, title: str = "") -> QAExample:
+    """A flat record ``{"id","question","context","answers": {"text": [...], "answer_start": [...]}}``."""
+    qid = str(_require(rec, "id", loc))
+    question = _require(rec, "question", loc)
+    context = _require(rec, "context", loc)
+    answers = _require(rec, "answers", loc)
+    if not isinstance(question, str) or not isinstance(context, str):
+        raise DataError(f"{loc}: question {qid!r}: 'question' and 'context' must be strings.")
+    texts = _require(answers, "text", loc, what="'answers' object")
+    starts = _require(answers, "answer_start", loc, what="'answers' object")
+    if (
+        not isinstance(texts, list | tuple)
+        or not isinstance(starts, list | tuple)
+        or len(texts) != len(starts)
+    ):
+        raise DataError(
+            f"{loc}: question {qid!r}: answers.text and answers.answer_start must be lists of equal length, "
+            f"got {texts!r} and {starts!r}."
+        )
+    pairs = tuple(check_answer(context, t, s, loc, qid) for t, s in zip(texts, starts, strict=True))
+    return QAExample(qid, question, context, pairs, str(rec.get("title", title) or ""))
+
+
+def _check_unique(examples: list[QAExample], source: object) -> list[QAExample]:
+    seen: set[str] = set()
+    for ex in examples:
+        if ex.id in seen:
+            raise DataError(
+                f"{source}: question id {ex.id!r} occurs more than once; question ids must be unique."
+            )
+        seen.add(ex.id)
+    if not examples:
+        raise DataError(f"{source}: no questions found; the file is empty or has no 'qas'.")
+    return examples
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SQuAD v1.1 JSON
+
+
+def _load_json_text(path: Path) -> str:
+    if not path.exists():
+        raise DataError(f"{path}: no such file.")
+    if path.suffix.lower() == ".zip":
+        try:
+            with zipfile.ZipFile(path) as z:
+                members = [
+                    n for n in z.namelist() if n.lower().endswith(".json") and not n.startswith("__MACOSX/")
+                ]
+                if len(members) != 1:
+                    raise DataError(
+                        f"{path}: expected exactly one .json file inside the zip, found {members or 'none'}. "
+                        "Unzip it and pass the JSON file instead."
+                    )
+                return z.read(members[0]).decode("utf-8")
+        except zipfile.BadZipFile as e:
+            raise DataError(f"{path}: not a valid zip file ({e}).") from e
+    return path.read_text(encoding="utf-8")
+
+
+def squad_articles(path: str | Path) -> list[dict]:
+    """The raw ``data`` list (articles) of a SQuAD v1.1 ``.json`` or ``.zip``, as the official metric reads it."""
+    path = Path(path)
+    text = _load_json_text(path)
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty; expected SQuAD v1.1 JSON with a 'data' list.")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"{where(path, e.lineno)}: not valid JSON ({e.msg}). For one record per line use a .jsonl file."
+        ) from e
+    data = _require(obj, "data", str(path), what="top-level object")
+    if not isinstance(data, list) or not data:
+        raise DataError(f"{path}: 'data' must be a non-empty list of articles.")
+    return data
+
+
+def examples_from_articles(
+    articles: Iterable[Mapping[str, Any]], source: object = "<articles>"
+) -> list[QAExample]:
+    """Flatten SQuAD articles (``[{"title", "paragraphs": [{"context", "qas": [...]}]}]``) into examples.
+
+    ``source`` names the origin in error messages (the file path). Every answer is checked against its context.
+    """
+    examples = []
+    for a, art in enumerate(articles):
+        loc_a = f"{source}: data[{a}]"
+        title = str(art.get("title", "")) if isinstance(art, Mapping) else ""
+        for p, para in enumerate(_require(art, "paragraphs", loc_a, what="article")):
+            loc_p = f"{loc_a}.paragraphs[{p}]"
+            context = _require(para, "context", loc_p, what="paragraph")
+            for q, qa in enumerate(_require(para, "qas", loc_p, what="paragraph")):
+                loc_q = f"{loc_p}.qas[{q}]"
+                qid = str(_require(qa, "id", loc_q, what="question"))
+                question = _require(qa, "question", loc_q, what="question")
+                answers = []
+                for k, ans in enumerate(_require(qa, "answers", loc_q, what="question")):
+                    loc_k = f"{loc_q}.answers[{k}]"
+                    t = _require(ans, "text", loc_k, what="answer")
+                    s = _require(ans, "answer_start", loc_k, what="answer")
+                    answers.append(check_answer(context, t, s, str(source), qid))
+                examples.append(QAExample(qid, question, context, tuple(answers), title))
+    return _check_unique(examples, source)
+
+
+def read_squad(path: str | Path) -> list[QAExample]:
+    """Read SQuAD v1.1 JSON (nested ``data/paragraphs/qas``) from a ``.json`` file or a ``.zip`` holding one."""
+    return examples_from_articles(squad_articles(path), source=Path(path))
+
+
+def split_articles(
+    data: list[dict], train_articles: Iterable[int] = range(0, 38)
+) -> tuple[list[dict], list[dict]]:
+    """Split articles by index into ``(train_data, eval_data)``; eval gets every article not in ``train_articles``.
+
+    The default is the project's benchmark split of the SQuAD v1.1 dev set (48 articles): articles 1-38
+    (indices 0..37) for training, 39-48 (indices 38..47) for evaluation. Both lists keep file order.
+
+    >>> tr, ev = split_articles([{"title": str(i)} for i in range(5)], train_articles=[0, 2])
+    >>> [a["title"] for a in tr], [a["title"] for a in ev]
+    (['0', '2'], ['1', '3', '4'])
+    """
+    idx = sorted(set(train_articles))
+    bad = [i for i in idx if not 0 <= i < len(data)]
+    if bad:
+        raise DataError(
+            f"train_articles has indices {bad[:5]} outside the {len(data)} articles of the data "
+            f"(valid: 0..{len(data) - 1}). Pass article indices that exist in this file."
+        )
+    chosen = set(idx)
+    return [data[i] for i in idx], [a for i, a in enumerate(data) if i not in chosen]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# JSON lines, dispatch, datasets
+
+
+def read_squad_jsonl(path: str | Path) -> list[QAExample]:
+    """Read one record per line: ``{"id","question","context","answers": {"text": [...], "answer_start": [...]}}``
+    (optional ``"title"``). Blank lines are skipped; errors name ``file:line``."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file.")
+    examples = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            loc = where(path, lineno)
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(
+                    f"{loc}: not valid JSON ({e.msg}); each line must hold one JSON object."
+                ) from e
+            examples.append(_example_from_record(rec, loc))
+    return _check_unique(examples, path)
+
+
+def read_qa(path: str | Path, fmt: str = "auto") -> list[QAExample]:
+    """Read QA examples; ``fmt="auto"`` picks SQuAD JSON for ``.json``/``.zip`` and JSON lines for ``.jsonl``."""
+    path = Path(path)
+    if fmt not in QA_FORMATS:
+        raise DataError(f"unknown QA format {fmt!r} for {path}; choose one of {QA_FORMATS}.")
+    if fmt == "auto":
+        suffix = path.suffix.lower()
+        if suffix in (".json", ".zip"):
+            fmt = "squad"
+        elif suffix == ".jsonl":
+            fmt = "jsonl"
+        else:
+            raise DataError(
+                f"{path}: cannot tell the QA format from the extension {suffix!r}; use .json/.zip (SQuAD) or "
+                f".jsonl, or pass fmt='squad' or fmt='jsonl'."
+            )
+    return read_squad(path) if fmt == "squad" else read_squad_jsonl(path)
+
+
+def load_hub_qa(name_or_path: str | Path, split: str) -> list[QAExample]:
+    """Load a QA dataset with `datasets` (records shaped like :func:`read_squad_jsonl`'s) and return one split.
+
+    A local directory written by ``save_to_disk`` is read with ``load_from_disk``; anything else goes to
+    ``load_dataset(name_or_path, split=split)`` (which needs the dataset in the local cache when offline).
+    """
+    import datasets  # heavy, optional here
+
+    p = Path(name_or_path)
+    saved = p.is_dir() and any((p / f).exists() for f in ("dataset_dict.json", "state.json"))
+    if saved:
+        ds = datasets.load_from_disk(str(p))
+        if isinstance(ds, datasets.DatasetDict):
+            if split not in ds:
+                raise DataError(f"{p}: no split {split!r}; available splits: {sorted(ds)}.")
+            ds = ds[split]
+    else:
+        try:
+            ds = datasets.load_dataset(str(name_or_path), split=split)
+        except ValueError as e:  # an unknown split
+            raise DataError(f"{name_or_path}: cannot load split {split!r} ({e}).") from e
+    source = f"{name_or_path}[{split}]"
+    examples = [_example_from_record(rec, f"{source} row {i}") for i, rec in enumerate(ds)]
+    return _check_unique(examples, source)

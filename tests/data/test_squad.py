@@ -1,0 +1,264 @@
+"""Tests for seqtag.data.squad: readers, answer validation, the article split, and the real SQuAD dev file."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from seqtag.data.squad import (
+    QAExample,
+    examples_from_articles,
+    load_hub_qa,
+    read_qa,
+    read_squad,
+    read_squad_jsonl,
+    split_articles,
+    squad_articles,
+)
+from seqtag.errors import DataError
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+SQUAD_ZIP = SHARED / "squad" / "dev-v1.1.json.zip"
+
+CTX1 = "Denver Broncos beat the Carolina Panthers 24-10 at Levi's Stadium."
+CTX2 = "Paris is the capital of France. Paris is large."
+CTX3 = "Beyoncé was born in Houston, Texas."
+
+ARTICLES = [
+    {
+        "title": "Super_Bowl",
+        "paragraphs": [
+            {
+                "context": CTX1,
+                "qas": [
+                    {
+                        "id": "q1",
+                        "question": "Who won?",
+                        "answers": [{"text": "Denver Broncos", "answer_start": 0}],
+                    },
+                    {
+                        "id": "q2",
+                        "question": "  What was the score?",
+                        "answers": [
+                            {"text": "24-10", "answer_start": 42},
+                            {"text": "24-10", "answer_start": 42},
+                        ],
+                    },
+                ],
+            }
+        ],
+    },
+    {
+        "title": "Cities",
+        "paragraphs": [
+            {
+                "context": CTX2,
+                "qas": [
+                    {"id": "q3", "question": "Capital?", "answers": [{"text": "Paris", "answer_start": 0}]}
+                ],
+            },
+            {
+                "context": CTX3,
+                "qas": [
+                    {
+                        "id": "q4",
+                        "question": "Where?",
+                        "answers": [{"text": "Houston, Texas", "answer_start": 20}],
+                    }
+                ],
+            },
+        ],
+    },
+]
+
+EXPECTED = [
+    QAExample("q1", "Who won?", CTX1, (("Denver Broncos", 0),), "Super_Bowl"),
+    QAExample("q2", "  What was the score?", CTX1, (("24-10", 42), ("24-10", 42)), "Super_Bowl"),
+    QAExample("q3", "Capital?", CTX2, (("Paris", 0),), "Cities"),
+    QAExample("q4", "Where?", CTX3, (("Houston, Texas", 20),), "Cities"),
+]
+
+
+def _jsonl_records(examples):
+    return [
+        {
+            "id": ex.id,
+            "title": ex.title,
+            "question": ex.question,
+            "context": ex.context,
+            "answers": {"text": [t for t, _ in ex.answers], "answer_start": [s for _, s in ex.answers]},
+        }
+        for ex in examples
+    ]
+
+
+def _write_json(path: Path, articles) -> Path:
+    path.write_text(json.dumps({"version": "1.1", "data": articles}), encoding="utf-8")
+    return path
+
+
+def _write_jsonl(path: Path, records) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_fixture_offsets_are_right():
+    # the hand-written offsets above are themselves correct (guards the test data, not the code)
+    assert CTX1[42:47] == "24-10" and CTX3[20:34] == "Houston, Texas"
+
+
+def test_read_squad_json_and_zip(tmp_path):
+    path = _write_json(tmp_path / "s.json", ARTICLES)
+    assert read_squad(path) == EXPECTED
+    zpath = tmp_path / "s.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        z.write(path, "inner/s.json")
+    assert read_squad(zpath) == EXPECTED
+    assert read_qa(zpath) == EXPECTED
+    assert squad_articles(zpath) == ARTICLES
+
+
+def test_read_jsonl_and_dispatch(tmp_path):
+    path = _write_jsonl(tmp_path / "s.jsonl", _jsonl_records(EXPECTED))
+    assert read_squad_jsonl(path) == EXPECTED
+    assert read_qa(path) == EXPECTED
+    other = _write_jsonl(tmp_path / "s.txt", _jsonl_records(EXPECTED))
+    with pytest.raises(DataError, match=r"fmt='jsonl'"):
+        read_qa(other)
+    assert read_qa(other, fmt="jsonl") == EXPECTED
+
+
+def test_mismatched_answer_start_names_id_and_nearest_offset(tmp_path):
+    bad = json.loads(json.dumps(ARTICLES))
+    # "Paris" occurs at 0 and 32; 30 is off by two from the second one
+    bad[1]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] = 30
+    path = _write_json(tmp_path / "bad.json", bad)
+    with pytest.raises(DataError) as err:
+        read_squad(path)
+    msg = str(err.value)
+    assert "bad.json" in msg and "'q3'" in msg and "answer_start=30" in msg
+    assert "context[30:35] is '. Par'" in msg  # the slice actually found at 30
+    assert "set answer_start to 32" in msg
+
+
+def test_answer_text_absent_from_context(tmp_path):
+    recs = _jsonl_records(EXPECTED)
+    recs[3]["answers"] = {"text": ["Dallas"], "answer_start": [20]}
+    path = _write_jsonl(tmp_path / "a.jsonl", recs)
+    with pytest.raises(DataError, match=r"a\.jsonl:4: question 'q4'.*does not occur"):
+        read_squad_jsonl(path)
+
+
+def test_jsonl_missing_key_names_line(tmp_path):
+    recs = _jsonl_records(EXPECTED)
+    del recs[2]["context"]
+    path = tmp_path / "m.jsonl"
+    # a blank line first: line numbers count physical lines
+    path.write_text("\n" + "".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    with pytest.raises(DataError, match=r"m\.jsonl:4: .*no key 'context'"):
+        read_squad_jsonl(path)
+    recs = _jsonl_records(EXPECTED)
+    del recs[0]["answers"]["answer_start"]
+    with pytest.raises(DataError, match=r"m2\.jsonl:1: .*no key 'answer_start'"):
+        read_squad_jsonl(_write_jsonl(tmp_path / "m2.jsonl", recs))
+
+
+def test_squad_json_missing_key_names_location(tmp_path):
+    bad = json.loads(json.dumps(ARTICLES))
+    del bad[1]["paragraphs"][1]["qas"][0]["id"]
+    with pytest.raises(DataError, match=r"data\[1\]\.paragraphs\[1\]\.qas\[0\]: .*no key 'id'"):
+        read_squad(_write_json(tmp_path / "k.json", bad))
+
+
+@pytest.mark.parametrize("name", ["e.json", "e.jsonl"])
+def test_empty_file(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"empty"):
+        read_qa(path)
+
+
+def test_bad_json_line_and_duplicates_and_zip_members(tmp_path):
+    path = tmp_path / "j.jsonl"
+    path.write_text(json.dumps(_jsonl_records(EXPECTED)[0]) + "\n{not json\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"j\.jsonl:2: not valid JSON"):
+        read_squad_jsonl(path)
+    dup = json.loads(json.dumps(ARTICLES))
+    dup[1]["paragraphs"][0]["qas"][0]["id"] = "q1"
+    with pytest.raises(DataError, match=r"'q1' occurs more than once"):
+        read_squad(_write_json(tmp_path / "d.json", dup))
+    zpath = tmp_path / "two.zip"
+    with zipfile.ZipFile(zpath, "w") as z:
+        z.writestr("a.json", "{}")
+        z.writestr("b.json", "{}")
+    with pytest.raises(DataError, match=r"exactly one \.json"):
+        read_squad(zpath)
+
+
+def test_split_articles():
+    data = [{"title": f"t{i}"} for i in range(48)]
+    train, ev = split_articles(data)
+    assert [a["title"] for a in train] == [f"t{i}" for i in range(38)]
+    assert [a["title"] for a in ev] == [f"t{i}" for i in range(38, 48)]
+    with pytest.raises(DataError, match=r"outside the 10 articles"):
+        split_articles(data[:10])
+
+
+def test_load_hub_qa_from_saved_dataset(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    recs = _jsonl_records(EXPECTED)
+    dd = datasets.DatasetDict(
+        {"train": datasets.Dataset.from_list(recs[:3]), "validation": datasets.Dataset.from_list(recs[3:])}
+    )
+    dd.save_to_disk(str(tmp_path / "dd"))
+    assert load_hub_qa(tmp_path / "dd", "train") == EXPECTED[:3]
+    assert load_hub_qa(str(tmp_path / "dd"), "validation") == EXPECTED[3:]
+    with pytest.raises(DataError, match=r"no split 'test'.*\['train', 'validation'\]"):
+        load_hub_qa(tmp_path / "dd", "test")
+    bad = [dict(r) for r in recs]
+    bad[1] = {**bad[1], "answers": {"text": ["24-10"], "answer_start": [41]}}
+    datasets.Dataset.from_list(bad).save_to_disk(str(tmp_path / "one"))
+    with pytest.raises(DataError, match=r"row 1: question 'q2'.*set answer_start to 42"):
+        load_hub_qa(tmp_path / "one", "train")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the real SQuAD v1.1 dev file
+
+
+def _require_squad() -> Path:
+    if not SQUAD_ZIP.exists():
+        if os.environ.get("SEQTAG_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"{SQUAD_ZIP} is missing and SEQTAG_REQUIRE_SHARED_DATA=1")
+        pytest.skip(f"{SQUAD_ZIP} not present")
+    return SQUAD_ZIP
+
+
+@pytest.mark.shared_data
+def test_real_squad_dev_counts_and_split():
+    path = _require_squad()
+    data = squad_articles(path)
+    examples = read_squad(path)
+    # SOURCE.md statistics of the official file
+    assert len(data) == 48
+    assert sum(len(a["paragraphs"]) for a in data) == 2067
+    assert len(examples) == 10570
+    assert sum(len(ex.answers) for ex in examples) == 34726
+    assert examples[0] == QAExample(
+        "56be4db0acb8001400a502ec",
+        "Which NFL team represented the AFC at Super Bowl 50?",
+        examples[0].context,
+        (("Denver Broncos", 177),) * 3,
+        "Super_Bowl_50",
+    )
+    train, ev = split_articles(data)
+    assert (len(train), len(ev)) == (38, 10)
+    assert ev[0] is data[38] and ev[-1] is data[47]
+    n_train, n_eval = len(examples_from_articles(train, path)), len(examples_from_articles(ev, path))
+    assert n_train + n_eval == 10570 and n_eval == sum(
+        len(p["qas"]) for a in data[38:] for p in a["paragraphs"]
+    )
