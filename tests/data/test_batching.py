@@ -1,0 +1,38 @@
+import torch
+
+from seqtag.constants import IGNORE_INDEX
+from seqtag.data.batching import LengthGroupedBatches, collate
+
+
+def test_length_grouping_reduces_padding_and_covers_all():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(5, 120, (1000,), generator=g).tolist()
+    grouped = LengthGroupedBatches(lengths, 16, shuffle=True, seed=1)
+    plain = LengthGroupedBatches(lengths, 16, shuffle=True, seed=1, group=False)
+
+    def padded(batches):
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    gb, pb = list(grouped), list(plain)
+    assert sorted(i for b in gb for i in b) == list(range(1000))
+    assert padded(gb) < 0.75 * padded(pb)
+    assert all(len(b) == 16 for b in gb[:-1])
+
+
+def test_order_is_seeded_per_epoch():
+    s = LengthGroupedBatches(list(range(100)), 8, shuffle=True, seed=3)
+    s.use_epoch(0)
+    a = list(s)
+    s.use_epoch(1)
+    b = list(s)
+    s.use_epoch(0)
+    assert list(s) == a and a != b
+
+
+def test_collate_pads_per_column():
+    batch = collate([{"input_ids": [1, 2, 3], "labels": [-100, 4, -100], "word_index": [-1, 0, -1]},
+                     {"input_ids": [1, 2], "labels": [-100, 5], "word_index": [-1, 0]}], pad_token_id=0)
+    assert batch["input_ids"].tolist() == [[1, 2, 3], [1, 2, 0]]
+    assert batch["labels"].tolist() == [[-100, 4, -100], [-100, 5, IGNORE_INDEX]]
+    assert batch["word_index"].tolist() == [[-1, 0, -1], [-1, 0, -1]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
