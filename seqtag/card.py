@@ -227,7 +227,21 @@ def _qa_table(metrics: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def _usage(task: str, repo: str) -> list[str]:
+def aggregation_strategy(config: dict) -> str:
+    """The pipeline aggregation that reproduces seqtag's word-level predictions for this run.
+
+    A model trained on first subwords only (seqtag's default) is read at each word's first subword:
+    ``"first"``. ``"simple"`` merges per-subword predictions, which is right only when every subword was
+    trained (``data.label_all_tokens: true``); on a first-subword model its continuation subwords are
+    untrained and it splits or drops entities.
+
+    >>> aggregation_strategy({"data": {"label_all_tokens": False}}), aggregation_strategy({"data": {"label_all_tokens": True}})
+    ('first', 'simple')
+    """
+    return "simple" if (config.get("data") or {}).get("label_all_tokens") else "first"
+
+
+def _usage(task: str, repo: str, strategy: str = "first") -> list[str]:
     if task == "qa":
         code = [
             "from transformers import pipeline", "",
@@ -237,7 +251,7 @@ def _usage(task: str, repo: str) -> list[str]:
     else:
         code = [
             "from transformers import pipeline", "",
-            f'ner = pipeline("token-classification", model="{repo}", aggregation_strategy="simple")',
+            f'ner = pipeline("token-classification", model="{repo}", aggregation_strategy="{strategy}")',
             'ner("John Smith lives in Berlin.")',
         ]
     return ["## How to use", "", "```python", *code, "```", ""]
@@ -278,8 +292,12 @@ def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
         "## Intended use", "",
         ("Extracting answer spans to questions from passages similar to the training data."
          if task == "qa" else
-         f"Tagging {', '.join(types) or 'entity'} mentions in text similar to the training data. Predictions are "
-         "per word-piece; use `aggregation_strategy=\"simple\"` to merge them into entity spans."),
+         f"Tagging {', '.join(types) or 'entity'} mentions in text similar to the training data. The model "
+         + ("was trained on every word-piece; `aggregation_strategy=\"simple\"` merges them into entity spans."
+            if aggregation_strategy(config) == "simple" else
+            "was trained on the first word-piece of each word, so read it with `aggregation_strategy=\"first\"`: "
+            "that gives exactly seqtag's word-level predictions (\"simple\" would also read the untrained "
+            "continuation pieces and can split entities).")),
         "Not intended for decisions about people without human review.", "",
         "## Evaluation", "",
     ]
@@ -338,7 +356,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
         limitations.append("Sentences longer than the model window were split into overlapping windows ("
                            + ", ".join(f"{k}: {v}" for k, v in windowed.items()) + " sentences).")
     lines += ["## Limitations", "", *(f"- {item}" for item in limitations), ""]
-    lines += _usage(task, repo)
+    lines += _usage(task, repo, aggregation_strategy(config))
     lines += ["Files: `seqtag_config.yaml` is the resolved training config, `metrics.json` the scores above, "
               "`run_info.json` the run summary and `training_curves.png` the loss and dev F1 curves.", ""]
     return "\n".join(lines)

@@ -9,8 +9,10 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 from seqtag.errors import SeqtagError
@@ -114,10 +116,16 @@ def cmd_train(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     run_dir = train(cfg)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    _print_metrics(metrics, cfg.task)
-    print(f"run directory: {run_dir}")
+    if _is_main_process():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        _print_metrics(metrics, cfg.task)
+        print(f"run directory: {run_dir}")
     return 0
+
+
+def _is_main_process() -> bool:
+    """False in the non-zero ranks of ``accelerate launch`` / ``torchrun``: they neither print nor write."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def cmd_validate(args) -> int:
@@ -142,6 +150,8 @@ def cmd_evaluate(args) -> int:
     from seqtag.runs import write_json_atomic
 
     report, predictions = evaluate_run(args.run_dir, args.data, args.batch_size)
+    if not _is_main_process():
+        return 0
     _print_metrics({args.data: report}, "qa" if "exact_match" in report else "ner")
     if args.output:
         write_json_atomic(Path(args.output), report)
@@ -172,12 +182,12 @@ def cmd_predict(args) -> int:
 
     tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16)
     if args.text is not None:
-        words, offsets = split_words(args.text)
+        words, offsets = split_words(args.text, tagger.tokenizer)
         records = [{"text": args.text, "words": words, "offsets": offsets}]
     elif args.input:
         if not Path(args.input).is_file():
             raise SeqtagError(f"--input {args.input} does not exist")
-        records = read_records(args.input, args.input_format)
+        records = read_records(args.input, args.input_format, tagger.tokenizer)
     else:
         raise SeqtagError("give --text TEXT or --input FILE (see seqtag predict --help)")
     return _write_predictions(tagger, records, args)
@@ -243,12 +253,19 @@ COMMANDS = {"train": cmd_train, "validate": cmd_validate, "evaluate": cmd_evalua
             "stats": cmd_stats, "push": cmd_push, "sweep": cmd_sweep}
 
 
+def _sigterm_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # unwinds like Ctrl-C, so partial outputs are removed (training saves a checkpoint)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level if _is_main_process() else logging.WARNING,  # one log, not one per process
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpx2", "urllib3", "datasets", "filelock", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if in_main_thread else None
     try:
         return COMMANDS[args.command](args)
     except SeqtagError as e:
@@ -259,3 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"seqtag {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # disk full, permissions: the user's to fix, so no traceback (-v shows it)
+        if args.verbose:
+            raise
+        print(f"seqtag {args.command}: error: {e}; nothing was finished (run with -v for details)", file=sys.stderr)
+        return 2
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -17,16 +17,25 @@ from pathlib import Path
 import torch
 
 from seqtag.data import schemes
+from seqtag.errors import DataError, SeqtagError
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
 
 
-def split_words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+def split_words(text: str, tokenizer=None) -> tuple[list[str], list[tuple[int, int]]]:
     """Split raw text into words and punctuation, keeping ``(start, end)`` character offsets.
+
+    With a fast ``tokenizer``, its own pre-tokenizer decides the words (for BERT: white space and every
+    punctuation character), so seqtag's words are exactly those a ``transformers`` pipeline sees and both
+    find the same entities. Without one, a regular expression keeps word-internal ``-'.`` together.
 
     >>> split_words("Empire State Building = ESB.")
     (['Empire', 'State', 'Building', '=', 'ESB', '.'], [(0, 6), (7, 12), (13, 21), (22, 23), (24, 27), (27, 28)])
     """
+    pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
+    if pre is not None:
+        pieces = pre.pre_tokenize_str(text)
+        return [w for w, _ in pieces], [tuple(o) for _, o in pieces]
     words, offsets = [], []
     for m in _WORD.finditer(text):
         words.append(m.group())
@@ -105,7 +114,7 @@ def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = 
     run_dir = require_finished_run(run_dir)
     cfg = load_config(run_dir / CONFIG_FILE)
     if cfg.task != "ner":
-        raise ValueError(f"{run_dir} is a {cfg.task} run; use the QA commands")
+        raise SeqtagError(f"{run_dir} is a {cfg.task} run, not an NER run; use `seqtag predict --question ... --context ...`")
     tok = AutoTokenizer.from_pretrained(str(run_dir), use_fast=True)
     model = AutoModelForTokenClassification.from_pretrained(str(run_dir), use_safetensors=True)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
@@ -135,15 +144,22 @@ def predict_stream(tagger: Tagger, records: Iterable[dict], chunk_size: int = 20
                    "entities": entities(rec["words"], tags, probs, tagger.scheme, rec.get("offsets"), rec.get("text"))}
 
 
-def read_records(path: str | Path, fmt: str) -> Iterator[dict]:
-    """Input records for prediction: ``text`` (one text per line), ``conll`` or ``jsonl`` (pre-tokenised)."""
+def read_records(path: str | Path, fmt: str, tokenizer=None) -> Iterator[dict]:
+    """Input records for prediction: ``text`` (one text per line, split by :func:`split_words` with
+    ``tokenizer``), ``conll`` or ``jsonl`` (pre-tokenised)."""
     from seqtag.data.conll import iter_conll, read_jsonl
 
     if fmt == "text":
-        with open(path, encoding="utf-8", errors="strict") as f:
-            for n, line in enumerate(f, 1):
-                text = line.rstrip("\r\n")
-                words, offsets = split_words(text)
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                try:
+                    text = raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path}:{n}: byte 0x{raw[e.start]:02x} is not valid UTF-8; convert the file to "
+                                    f"UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+                if n == 1:
+                    text = text.removeprefix("\ufeff")  # a byte-order mark
+                words, offsets = split_words(text, tokenizer)
                 yield {"line": n, "text": text, "words": words, "offsets": offsets}
     elif fmt == "conll":
         for s in iter_conll(path, tag_column=None):

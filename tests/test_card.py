@@ -89,7 +89,8 @@ def test_loss_budget_mode_and_usage(ner_run):
                 "| hardware | 1x NVIDIA H200 (bf16) |", "| wall time | 0h 30m 34s (1834.5 s) |", "| seed | 13 |"):
         assert row in card
     assert "**default** mode with the **IOB2** tag scheme" in card
-    assert 'pipeline("token-classification", model="alice/conll-focal", aggregation_strategy="simple")' in card
+    # first-subword training (the fake run's default) is read back with "first", which equals seqtag predict
+    assert 'pipeline("token-classification", model="alice/conll-focal", aggregation_strategy="first")' in card
     assert "train: 3, dev: 1, test: 0 sentences" in card  # windowed sentences named under limitations
 
 
