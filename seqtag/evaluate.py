@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from seqtag.errors import SeqtagError
 
 
@@ -21,7 +23,9 @@ def evaluate_run(run_dir: str | Path, data_path: str, batch_size: int | None = N
     run_dir = require_finished_run(run_dir)
     cfg = load_config(run_dir / CONFIG_FILE)
     info = read_json(run_dir / INFO_FILE)
-    accelerator = make_accelerator("no", 1)
+    # the training run's precision: the same code path and numerics as the metrics training wrote
+    accelerator = make_accelerator(cfg.train.mixed_precision if torch.cuda.is_available() or
+                                   cfg.train.mixed_precision != "fp16" else "no", 1)
     batch_size = batch_size or cfg.train.eval_batch_size
     if cfg.task == "qa":
         from seqtag.tasks.qa import evaluate_file

