@@ -178,18 +178,18 @@ def cmd_predict(args) -> int:
         return predict_cli(run_dir, args)
     if args.question or args.context:
         raise SeqtagError(f"{run_dir} is an NER run; --question/--context are for QA runs. Use --text or --input")
-    from seqtag.predict import load_tagger, predict_stream, read_records, split_words, write_record
+    from seqtag.predict import load_tagger, read_records, split_words
 
+    if args.text is None and not args.input:
+        raise SeqtagError("give --text TEXT or --input FILE (see seqtag predict --help)")
+    if args.text is None and not Path(args.input).is_file():  # before the model is loaded
+        raise SeqtagError(f"--input {args.input} does not exist")
     tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16)
     if args.text is not None:
         words, offsets = split_words(args.text, tagger.tokenizer)
         records = [{"text": args.text, "words": words, "offsets": offsets}]
-    elif args.input:
-        if not Path(args.input).is_file():
-            raise SeqtagError(f"--input {args.input} does not exist")
-        records = read_records(args.input, args.input_format, tagger.tokenizer)
     else:
-        raise SeqtagError("give --text TEXT or --input FILE (see seqtag predict --help)")
+        records = read_records(args.input, args.input_format, tagger.tokenizer)
     return _write_predictions(tagger, records, args)
 
 
@@ -259,6 +259,9 @@ def _sigterm_as_interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if not _is_main_process():  # warnings and progress bars of transformers/datasets once, not once per process
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level if _is_main_process() else logging.WARNING,  # one log, not one per process
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")

@@ -21,6 +21,9 @@ def evaluate_run(run_dir: str | Path, data_path: str, batch_size: int | None = N
     from seqtag.train import make_accelerator
 
     run_dir = require_finished_run(run_dir)
+    if not Path(data_path).is_file():
+        raise SeqtagError(f"--data {data_path} does not exist; give a labelled file (CoNLL columns or JSON Lines for "
+                          f"NER, SQuAD JSON/zip or JSON Lines for QA)")
     cfg = load_config(run_dir / CONFIG_FILE)
     info = read_json(run_dir / INFO_FILE)
     # the training run's precision: the same code path and numerics as the metrics training wrote
@@ -60,7 +63,7 @@ def evaluate_run(run_dir: str | Path, data_path: str, batch_size: int | None = N
     report, pred = evaluate_sentences(model, tokenizer, features, sentences, labels, cfg.data.train_scheme,
                                       accelerator, batch_size)
     rows = []
-    for s, p in zip(sentences, pred):
-        rows.extend(zip(s.tokens, s.tags, p))
+    for s, p in zip(sentences, pred, strict=True):
+        rows.extend(zip(s.tokens, s.tags, p, strict=True))
         rows.append(("", "", None))
     return report, rows

@@ -22,6 +22,15 @@ def model_path(model: ModelConfig) -> str:
     return path
 
 
+def _one_line(e: Exception) -> str:
+    """An exception's message as one paragraph (transformers' messages span several lines).
+
+    >>> _one_line(OSError("no file.\\nCheck the path"))
+    'no file. Check the path'
+    """
+    return " ".join(str(e).split())
+
+
 def _common(model: ModelConfig) -> dict:
     return {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
 
@@ -34,7 +43,7 @@ def load_tokenizer(model: ModelConfig):
     try:
         tok = AutoTokenizer.from_pretrained(path, use_fast=True, **_common(model))
     except (OSError, ValueError) as e:
-        raise SeqtagError(f"could not load a tokenizer from {path!r}: {e}. Check model.name_or_path (a local "
+        raise SeqtagError(f"could not load a tokenizer from {path!r}: {_one_line(e)} Check model.name_or_path (a local "
                           f"directory with tokenizer files, or a Hub id reachable from this machine)") from None
     if not tok.is_fast:
         raise SeqtagError(f"the tokenizer of {path!r} is not a fast tokenizer; seqtag needs offsets and word ids")
@@ -51,8 +60,8 @@ def load_model(model: ModelConfig, auto_class, **kwargs):
     try:
         return auto_class.from_pretrained(path, use_safetensors=not model.allow_pickle or None,
                                           **_common(model), **kwargs)
-    except (OSError, ValueError, EnvironmentError) as e:
-        msg = str(e)
+    except (OSError, ValueError) as e:
+        msg = _one_line(e)
         if "safetensors" in msg.lower() and not model.allow_pickle:
             raise SeqtagError(f"{path!r} has no safetensors weights. seqtag does not load pickle weights by default "
                               f"because they can run code; convert the model, or set model.allow_pickle=true if "

@@ -20,6 +20,7 @@ from seqtag.data import schemes
 from seqtag.errors import DataError, SeqtagError
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
+_NON_SPACE = re.compile(r"\S+")  # \s is exactly str.isspace()
 
 
 def split_words(text: str, tokenizer=None) -> tuple[list[str], list[tuple[int, int]]]:
@@ -33,10 +34,15 @@ def split_words(text: str, tokenizer=None) -> tuple[list[str], list[tuple[int, i
     (['Empire', 'State', 'Building', '=', 'ESB', '.'], [(0, 6), (7, 12), (13, 21), (22, 23), (24, 27), (27, 28)])
     """
     pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
-    if pre is not None:
-        pieces = pre.pre_tokenize_str(text)
-        return [w for w, _ in pieces], [tuple(o) for _, o in pieces]
     words, offsets = [], []
+    if pre is not None:
+        for piece, (start, _) in pre.pre_tokenize_str(text):
+            # The pre-tokenizer's white space is Unicode's; Python's (what CoNLL columns are split on) also has
+            # \x1c-\x1f. Split there too, so that every word can be written as a CoNLL column and read back.
+            for m in _NON_SPACE.finditer(piece):
+                words.append(m.group())
+                offsets.append((start + m.start(), start + m.end()))
+        return words, offsets
     for m in _WORD.finditer(text):
         words.append(m.group())
         offsets.append(m.span())

@@ -104,19 +104,61 @@ def require_finished_run(run_dir: str | Path) -> Path:
     return run_dir
 
 
-def prepare_run_dir(run_dir: Path, config_text: str, *, overwrite: bool, resume: bool) -> None:
-    """Create ``run_dir`` for a new run, or check it is the same run when resuming.
+# Keys a resumed run may change: how long to train, and how this invocation treats the directory.
+RESUME_MAY_CHANGE = ("train.epochs", "train.max_steps", "train.resume", "train.overwrite", "train.output_dir",
+                     "train.early_stopping_patience")
 
-    A directory that already holds a different run is refused unless ``overwrite`` (which deletes it) or
-    ``resume`` (which requires the same config, apart from train.resume/overwrite/epochs/max_steps).
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "loss" and not prefix:
+            out.update(_flat(value, f"{key}."))
+        elif isinstance(value, dict) and key == "loss" and not prefix:
+            out.update({f"loss.{k}": v for k, v in value.items()})
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_differences(saved_text: str, new_text: str) -> list[str]:
+    """Keys whose values differ between two resolved configs, ignoring :data:`RESUME_MAY_CHANGE`.
+
+    >>> config_differences("train: {epochs: 3, seed: 1}", "train: {epochs: 5, seed: 2}")
+    ['train.seed: 1 -> 2']
+    """
+    import yaml
+
+    old, new = _flat(yaml.safe_load(saved_text) or {}), _flat(yaml.safe_load(new_text) or {})
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if k not in RESUME_MAY_CHANGE and old.get(k) != new.get(k)]
+
+
+def check_run_dir(run_dir: Path, config_text: str, *, overwrite: bool, resume: bool) -> None:
+    """Refuse an output directory training may not use; reads only, so it can run before anything is loaded.
+
+    A directory that already holds a different run (or other files) is refused unless ``overwrite`` (a seqtag run
+    directory is then replaced once setup succeeded) or ``resume`` (which needs a checkpoint and the same config,
+    apart from :data:`RESUME_MAY_CHANGE`).
     """
     run_dir = Path(run_dir)
     existing = run_dir / CONFIG_FILE
     if resume:
         if checkpoint_path(run_dir) is None:
-            raise SeqtagError(f"train.resume=true but {run_dir} holds no checkpoint to resume from; "
-                              f"drop train.resume to start a new run")
+            raise SeqtagError(f"train.resume=true but {run_dir} holds no checkpoint to resume from "
+                              f"({run_dir / CHECKPOINT_DIR / 'last'} is missing); drop train.resume to start a new run")
+        if existing.is_file():
+            diff = config_differences(existing.read_text(encoding="utf-8"), config_text)
+            if diff:
+                raise SeqtagError(
+                    f"train.resume=true but the config differs from the one {run_dir} was trained with "
+                    f"({'; '.join(diff[:5])}); resume with the run's own config: seqtag train {existing} "
+                    f"train.resume=true (only {', '.join(RESUME_MAY_CHANGE[:2])} may change), or start a new run "
+                    f"in another train.output_dir"
+                )
         return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SeqtagError(f"train.output_dir {run_dir} is a file, not a directory; choose another train.output_dir")
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             what = "a run" if existing.is_file() else "other files"
@@ -127,6 +169,43 @@ def prepare_run_dir(run_dir: Path, config_text: str, *, overwrite: bool, resume:
         if not existing.is_file() and not (run_dir / INFO_FILE).is_file():
             raise SeqtagError(f"train.overwrite=true, but {run_dir} is not a seqtag run directory; refusing to "
                               f"delete it. Choose another train.output_dir")
-        shutil.rmtree(run_dir)
+
+
+def prepare_run_dir(run_dir: Path, config_text: str, *, overwrite: bool, resume: bool) -> None:
+    """Create ``run_dir`` for a new run (replacing an old run when ``overwrite``), or tidy it to resume.
+
+    Checks with :func:`check_run_dir` first. Resuming removes what a killed process may have left half-written
+    (temporary checkpoint and weight directories) and rewrites the config (epochs and max_steps may change).
+    """
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, config_text, overwrite=overwrite, resume=resume)
+    if resume:
+        for tmp in list((run_dir / CHECKPOINT_DIR).glob(".tmp-*")) + list(run_dir.glob(".best-*")):
+            shutil.rmtree(tmp, ignore_errors=True)
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        shutil.rmtree(run_dir)  # check_run_dir allowed it: overwrite of a seqtag run directory
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(existing, config_text)
+    write_text_atomic(run_dir / CONFIG_FILE, config_text)
+
+
+def truncate_history(path: Path, global_step: int, epoch: int) -> int:
+    """Drop ``history.jsonl`` records written after a checkpoint (steps above ``global_step``, epochs above
+    ``epoch``), so a resumed run's history has each step once. Returns the number of records dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            dropped += 1
+            continue
+        late = rec.get("epoch", 0) > epoch if rec.get("type") == "epoch" else rec.get("step", 0) > global_step
+        if late:
+            dropped += 1
+        else:
+            keep.append(line)
+    if dropped:
+        write_text_atomic(path, "".join(f"{line}\n" for line in keep))
+    return dropped

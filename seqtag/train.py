@@ -18,6 +18,7 @@ import os
 import platform
 import signal
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -43,6 +44,12 @@ def make_accelerator(mixed_precision: str, grad_accum: int):
 
     if mixed_precision == "fp16" and not torch.cuda.is_available():
         raise SeqtagError("train.mixed_precision=fp16 needs a GPU; on CPU use bf16 or no")
+    from accelerate.state import AcceleratorState, PartialState
+
+    if AcceleratorState._shared_state and PartialState().num_processes == 1:
+        # a second run in the same single process (tests, notebooks): accelerate keeps its state in a
+        # process-wide singleton that refuses a new mixed-precision setting, so start it afresh
+        AcceleratorState._reset_state(reset_partial_state=True)
     # cpu=True when there is no GPU: a plain Accelerator() under torchrun on CPU would run independent jobs
     return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
                        cpu=not torch.cuda.is_available())
@@ -78,7 +85,12 @@ def _dynamics(loss, logits, targets, entity_ids: list[int]) -> dict:
 
 
 def train(cfg: Config) -> Path:
-    """Train as the config says and return the finished run directory."""
+    """Train as the config says and return the finished run directory.
+
+    Everything that can be wrong with the inputs (output directory, data, tags, model path) is found before the
+    run directory is created or changed, so a failed start leaves nothing behind. Once training runs, a failure
+    or an interruption leaves ``run_info.json`` with status ``failed`` or ``interrupted`` (never ``finished``).
+    """
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
@@ -92,22 +104,24 @@ def train(cfg: Config) -> Path:
     t0 = time.time()
     tc = cfg.train
     run_dir = Path(tc.output_dir)
+    # saved with resume/overwrite off, so re-running the saved config never deletes or continues by accident
+    config_text = dump_config(replace(cfg, train=replace(tc, resume=False, overwrite=False)))
+    runs.check_run_dir(run_dir, config_text, overwrite=tc.overwrite, resume=tc.resume)  # every process; writes nothing
     accelerator = make_accelerator(tc.mixed_precision, tc.grad_accum)
     main = accelerator.is_main_process
-    if main:
-        runs.prepare_run_dir(run_dir, dump_config(cfg), overwrite=tc.overwrite, resume=tc.resume)
-        _write_info(run_dir, cfg, status="running")
-    accelerator.wait_for_everyone()
     set_seed(tc.seed)
 
-    # ---- data, model, loss
+    # ---- data, model, loss: a data or model error stops here, before the run directory is touched
     tokenizer = load_tokenizer(cfg.model)
     task = setup_task(cfg, tokenizer, accelerator)
     loss = get_loss(cfg.loss.name, **cfg.loss.params)
     sampler = LengthGroupedBatches(task.train_features["length"], tc.batch_size, shuffle=True, seed=tc.seed,
                                    group=tc.group_by_length)
+    # A DataLoader draws a seed from its generator every time it is iterated; its own generator keeps that draw
+    # off the global RNG, so a resumed run's dropout masks are those of an uninterrupted one.
     train_loader = DataLoader(task.train_features.select_columns(task.columns), batch_sampler=sampler,
-                              collate_fn=partial(collate, pad_token_id=tokenizer.pad_token_id))
+                              collate_fn=partial(collate, pad_token_id=tokenizer.pad_token_id),
+                              generator=torch.Generator().manual_seed(tc.seed))
 
     # ---- optimizer and schedule (the scheduler is stepped by hand, once per optimizer step)
     optimizer = torch.optim.AdamW(param_groups(task.model, tc.weight_decay), lr=tc.learning_rate,
@@ -118,40 +132,76 @@ def train(cfg: Config) -> Path:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
     accelerator.register_for_checkpointing(scheduler)
     total_batch = tc.batch_size * tc.grad_accum * accelerator.num_processes
-    log.info("training %d examples, %d epochs, %d optimizer steps, total batch %d (%d per device x %d accumulation "
-             "x %d processes), loss %s %s", len(task.train_features), tc.epochs, total_steps, total_batch,
-             tc.batch_size, tc.grad_accum, accelerator.num_processes, cfg.loss.name, cfg.loss.params)
+    if main:
+        log.info("training %d examples, %d epochs, %d optimizer steps, total batch %d (%d per device x %d "
+                 "accumulation x %d processes), loss %s %s", len(task.train_features), tc.epochs, total_steps,
+                 total_batch, tc.batch_size, tc.grad_accum, accelerator.num_processes, cfg.loss.name, cfg.loss.params)
+
+    # ---- the run directory: created (or, to resume, tidied) only now that setup succeeded
+    if main:
+        runs.prepare_run_dir(run_dir, config_text, overwrite=tc.overwrite, resume=tc.resume)
+    accelerator.wait_for_everyone()
 
     # ---- state, resume
     state = {"epoch": 0, "batch_in_epoch": 0, "global_step": 0, "best_f1": -1.0, "best_epoch": None,
              "epochs_without_improvement": 0, "skipped_batches": 0, "elapsed_s": 0.0}
+    history = run_dir / runs.HISTORY_FILE
     if tc.resume:
         ckpt = runs.checkpoint_path(run_dir)
-        accelerator.load_state(str(ckpt))
+        accelerator.load_state(str(ckpt))  # model, optimizer, scheduler, RNG states of every process
         state.update(json.loads((ckpt / "seqtag_state.json").read_text()))
-        log.info("resumed from %s at epoch %d, batch %d, step %d", ckpt, state["epoch"], state["batch_in_epoch"],
-                 state["global_step"])
-    history = run_dir / runs.HISTORY_FILE
+        if main:
+            runs.truncate_history(history, state["global_step"], state["epoch"])  # steps done after the checkpoint
+            log.info("resumed from %s at epoch %d, batch %d, step %d", ckpt, state["epoch"] + 1,
+                     state["batch_in_epoch"], state["global_step"])
+    elapsed_before = state["elapsed_s"]
+    if main:
+        _write_info(run_dir, cfg, status="running", state=state)
 
     def record(obj: dict) -> None:
         if main:
             with open(history, "a", encoding="utf-8") as f:
                 f.write(json.dumps(obj) + "\n")
 
+    saved_at: list[int] = []  # global step of the newest checkpoint written by this process
+
     def save_checkpoint() -> None:
+        # one temporary directory for all processes (each writes its own RNG state into it), renamed into place
+        # by the main process once every process has finished writing
+        tmp = run_dir / runs.CHECKPOINT_DIR / f".tmp-{state['global_step']}"
         accelerator.wait_for_everyone()
-        tmp = run_dir / runs.CHECKPOINT_DIR / f".tmp-{state['global_step']}-{os.getpid()}"
-        accelerator.save_state(str(tmp))  # model, optimizer, scheduler, RNG states of every process
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
         if main:
             state["elapsed_s"] = elapsed_before + time.time() - t0
             runs.write_json_atomic(tmp / "seqtag_state.json", state)
             runs.swap_in_checkpoint(run_dir, tmp)
         accelerator.wait_for_everyone()
+        saved_at[:] = [state["global_step"]]
 
-    # ---- signals: finish the current optimizer step, save, exit
+    def stop_if_signalled() -> None:
+        """On SIGINT/SIGTERM (in any process): save a checkpoint unless one holds this exact state, and stop."""
+        if not accelerator.reduce(torch.tensor([float(bool(stop_signal))], device=accelerator.device), "max").item():
+            return
+        if saved_at != [state["global_step"]]:
+            save_checkpoint()
+        raise Interrupted(f"stopped by a signal at epoch {state['epoch'] + 1}, step {state['global_step']}; a "
+                          f"resumable checkpoint is saved in {run_dir / runs.CHECKPOINT_DIR / 'last'}. Continue with: "
+                          f"seqtag train {run_dir / runs.CONFIG_FILE} train.resume=true")
+
+    # ---- signals: the first one finishes the current optimizer step, saves and stops; a second stops at once
     stop_signal: list[int] = []
-    handlers = {s: signal.signal(s, lambda signum, _f: stop_signal.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    elapsed_before = state["elapsed_s"]
+
+    def on_signal(signum, _frame) -> None:
+        if stop_signal:
+            raise KeyboardInterrupt
+        stop_signal.append(signum)
+        if main:
+            log.warning("%s: stopping after this step and saving a checkpoint (send it again to stop at once)",
+                        signal.Signals(signum).name)
+
+    handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    bar = None
     try:
         done = state["global_step"] >= total_steps
         while state["epoch"] < tc.epochs and not done:
@@ -163,7 +213,7 @@ def train(cfg: Config) -> Path:
                        desc=f"epoch {epoch + 1}/{tc.epochs}", unit="batch", dynamic_ncols=True)
             it = iter(loader)
             while True:
-                window = [b for _, b in zip(range(tc.grad_accum), it)]
+                window = [b for _, b in zip(range(tc.grad_accum), it, strict=False)]  # next grad_accum batches
                 if not window:
                     break
                 # labelled tokens in the whole accumulation window, over all processes
@@ -177,14 +227,7 @@ def train(cfg: Config) -> Path:
                         if finite < 1:
                             bad = True
                             if tc.nan_policy == "stop":
-                                raise TrainingStopped(
-                                    f"non-finite loss at epoch {epoch + 1}, optimizer step {state['global_step'] + 1}, "
-                                    f"batch {state['batch_in_epoch'] + 1}; the last good checkpoint is kept in "
-                                    f"{run_dir / runs.CHECKPOINT_DIR}. The batch's examples begin: "
-                                    + " | ".join(task.describe_examples(b)[:4])
-                                    + ". Lower train.learning_rate, use mixed_precision=no, or set "
-                                      "train.nan_policy=skip to skip such batches"
-                                )
+                                raise TrainingStopped(_nan_message(state, run_dir, task.describe_examples(b)))
                             loss_sum = loss_sum.nan_to_num(0.0, 0.0, 0.0) * 0.0
                         # accelerator.backward divides by grad_accum; multiply back so the sum over the window is
                         # (sum of token losses) / (labelled tokens in the window), and by the process count
@@ -202,31 +245,29 @@ def train(cfg: Config) -> Path:
                 bar.update(len(window))
                 if bad:
                     state["skipped_batches"] += 1
-                    log.warning("skipped a batch with a non-finite loss at step %d (%d skipped so far)",
-                                state["global_step"] + 1, state["skipped_batches"])
+                    if main:
+                        log.warning("skipped a batch with a non-finite loss at step %d (%d skipped so far)",
+                                    state["global_step"] + 1, state["skipped_batches"])
+                    stop_if_signalled()
                     continue
                 scheduler.step()
                 state["global_step"] += 1
                 step = state["global_step"]
-                if main and (step % tc.log_every == 0 or step == 1):
-                    rec = {"type": "step", "step": step, "epoch": epoch + 1, "loss": step_loss / max(step_tokens, 1),
+                if step % tc.log_every == 0 or step == 1:
+                    # the loss per labelled token of the whole optimizer step, summed over all processes
+                    totals = accelerator.reduce(torch.tensor([step_loss, float(step_tokens)], dtype=torch.float64,
+                                                             device=accelerator.device), "sum").tolist()
+                    rec = {"type": "step", "step": step, "epoch": epoch + 1, "loss": totals[0] / max(totals[1], 1.0),
                            "lr": scheduler.get_last_lr()[0], "labelled_tokens": n_window,
                            "time_s": round(elapsed_before + time.time() - t0, 2)}
                     if tc.dynamics:
                         rec.update(_dynamics(loss, logits.detach(), targets, task.info.get("entity_label_ids", [])))
                     record(rec)
                     bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
-                sig = accelerator.reduce(torch.tensor([float(bool(stop_signal))], device=accelerator.device), "max").item()
-                if sig:
-                    bar.close()
-                    save_checkpoint()
-                    if main:
-                        _write_info(run_dir, cfg, status="interrupted", state=state)
-                    raise Interrupted(f"stopped by signal at epoch {epoch + 1}, step {step}; a checkpoint is saved. "
-                                      f"Continue with: seqtag train {run_dir / runs.CONFIG_FILE} train.resume=true")
                 if step >= total_steps:
                     done = True
                     break
+                stop_if_signalled()
             bar.close()
 
             # ---- end of epoch: evaluate on dev, keep the best model
@@ -246,16 +287,28 @@ def train(cfg: Config) -> Path:
             if tc.save_every_epoch or done:
                 save_checkpoint()
             if tc.early_stopping_patience and state["epochs_without_improvement"] >= tc.early_stopping_patience:
-                log.info("early stopping: no dev improvement for %d epochs", tc.early_stopping_patience)
+                if main:
+                    log.info("early stopping: no dev improvement for %d epochs", tc.early_stopping_patience)
                 break
+            if state["epoch"] < tc.epochs and not done:
+                stop_if_signalled()
+
+        # ---- final evaluation with the best weights
+        accelerator.wait_for_everyone()
+        best = _load_best(accelerator, model, run_dir)
+        results = {split: task.evaluate(best, split, accelerator, tc.eval_batch_size) for split in task.eval_splits}
+    except BaseException as e:
+        if bar is not None:
+            bar.close()  # so the error starts on a line of its own
+        if main:
+            interrupted = isinstance(e, (Interrupted, KeyboardInterrupt))
+            _write_info(run_dir, cfg, status="interrupted" if interrupted else "failed", state=state,
+                        error=str(e).split("\n")[0][:500] or type(e).__name__)
+        raise
     finally:
         for s, h in handlers.items():
             signal.signal(s, h)
 
-    # ---- final evaluation with the best weights
-    accelerator.wait_for_everyone()
-    best = _load_best(accelerator, model, run_dir)
-    results = {split: task.evaluate(best, split, accelerator, tc.eval_batch_size) for split in task.eval_splits}
     if main:
         runs.write_json_atomic(run_dir / runs.METRICS_FILE, results)
         state["elapsed_s"] = elapsed_before + time.time() - t0
@@ -271,6 +324,20 @@ def train(cfg: Config) -> Path:
 
         push_run(run_dir, cfg.hub.repo_id, private=cfg.hub.private)
     return run_dir
+
+
+def _nan_message(state: dict, run_dir: Path, examples: list[str]) -> str:
+    ckpt = runs.checkpoint_path(run_dir)
+    if ckpt is not None:
+        kept = (f"the last good checkpoint ({ckpt}) is kept: continue from it with seqtag train "
+                f"{run_dir / runs.CONFIG_FILE} train.resume=true (after changing what caused this)")
+    else:
+        kept = "no checkpoint had been saved yet"
+    shown = " | ".join(examples[:4]) or "(not available)"
+    return (f"non-finite (NaN or infinite) loss at epoch {state['epoch'] + 1}, optimizer step "
+            f"{state['global_step'] + 1}, batch {state['batch_in_epoch'] + 1} of the epoch; {kept}. The batch's examples "
+            f"begin: {shown}. Lower train.learning_rate, use train.mixed_precision=no, check the loss parameters, or "
+            f"set train.nan_policy=skip to skip such batches (they are counted in run_info.json)")
 
 
 def _save_model(accelerator, model, tokenizer, run_dir: Path) -> None:
@@ -293,7 +360,9 @@ def _load_best(accelerator, model, run_dir: Path):
     from safetensors.torch import load_file
 
     unwrapped = accelerator.unwrap_model(model)
-    state = load_file(str(run_dir / "model.safetensors"), device=str(accelerator.device))
+    # read on the CPU and let load_state_dict copy to the model's device ("cpu:0" under several CPU processes
+    # is not a device safetensors accepts)
+    state = load_file(str(run_dir / "model.safetensors"))
     missing, unexpected = unwrapped.load_state_dict(state, strict=False)
     tied = set(getattr(unwrapped, "_tied_weights_keys", None) or [])
     if unexpected or set(missing) - tied:
@@ -303,7 +372,7 @@ def _load_best(accelerator, model, run_dir: Path):
 
 
 def _write_info(run_dir: Path, cfg: Config, *, status: str, state: dict | None = None, task=None,
-                total_batch: int | None = None, processes: int | None = None) -> None:
+                total_batch: int | None = None, processes: int | None = None, error: str | None = None) -> None:
     state = state or {}
     info = {
         "status": status, "task": cfg.task, "seqtag_version": __version__,
@@ -317,6 +386,8 @@ def _write_info(run_dir: Path, cfg: Config, *, status: str, state: dict | None =
         "datasets": [v for v in (cfg.data.hub_dataset, cfg.data.train) if v],
         "torch_version": torch.__version__,
     }
+    if error is not None:
+        info["error"] = error
     if task is not None:
         info.update({k: v for k, v in task.info.items() if k != "entity_label_ids"})
         info["train_examples"] = task.info.get("train_examples", len(task.train_features))

@@ -18,7 +18,7 @@ from pathlib import Path
 from seqtag.config import DataConfig
 from seqtag.data import schemes
 from seqtag.data.align import encode_sentences
-from seqtag.data.conll import Sentence, load_hub_dataset, read_sentences, validate_sentences
+from seqtag.data.conll import Sentence, load_hub_dataset, read_sentences, token_location, validate_sentences
 from seqtag.errors import DataError
 from seqtag.paths import resolve
 
@@ -55,6 +55,21 @@ def read_split(data: DataConfig, split: str) -> list[Sentence]:
     return read_sentences(path, fmt=fmt, **kw)
 
 
+def _detect_scheme(sentences: Sequence[Sentence]) -> str:
+    """:func:`schemes.detect_scheme` over the training sentences; a malformed tag is reported at its file:line."""
+    try:
+        return schemes.detect_scheme([s.tags for s in sentences])
+    except DataError as e:
+        for s in sentences:
+            for i, tag in enumerate(s.tags or ()):
+                try:
+                    schemes.detect_scheme([[tag]])
+                except DataError:
+                    raise DataError(f"{token_location(s, i)}: {e}. Fix the tag in the file") from None
+        source = sentences[0].source if sentences else "data.train"
+        raise DataError(f"{source}: {e}. Fix the tags, or name the scheme with data.scheme") from None
+
+
 def _entity_types(sentences: Sequence[Sentence]) -> set[str]:
     return {t.split("-", 1)[1] for s in sentences for t in (s.tags or ()) if t != "O"}
 
@@ -87,7 +102,7 @@ def load_ner_data(data: DataConfig) -> NERData:
     raw = {k: v[: limits[k]] if limits[k] else v for k, v in raw.items()}
     source = data.scheme
     if source == "auto":
-        source = schemes.detect_scheme([s.tags for s in raw["train"]])
+        source = _detect_scheme(raw["train"])
     notes: dict = {"repaired_tokens": {}, "unseen_mapped_to_o": {}}
     splits = {}
     for split, sents in raw.items():
