@@ -274,7 +274,12 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like key.sub=value, e.g. train.learning_rate=2e-4")
     key, _, text = item.partition("=")
-    value = yaml.safe_load(text) if text.strip() else None
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as e:
+        first = str(e).strip().splitlines()[0]
+        raise ConfigError(f"override {item!r}: the value of '{key.strip()}' is not a valid YAML scalar ({first}); "
+                          f"quote it, e.g. {key.strip()}='\"text\"'") from None
     return key.strip().split("."), value
 
 

@@ -175,7 +175,9 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
             return {**row, **result, "status": "finished"}
         args = [python, "-m", "seqtag", "train", config, *overrides, *_loss_overrides(setting, inv_weights),
                 f"train.seed={seed}", f"train.output_dir={run_dir}"]
-        args.append("train.overwrite=true" if not (run_dir / "checkpoints").exists() else "train.resume=true")
+        from seqtag.runs import checkpoint_path
+
+        args.append("train.resume=true" if checkpoint_path(run_dir) is not None else "train.overwrite=true")
         if lr is not None:
             args.append(f"train.learning_rate={lr}")
         print(f"[{done}/{total}] {name}: training", file=sys.stderr, flush=True)

@@ -142,8 +142,6 @@ def test_python_tags_in_a_config_file_are_refused(tmp_path, capsys):
     assert not marker.exists() and not (tmp_path / "run").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason="config._parse_override lets yaml's ConstructorError/"
-                   "ScannerError escape (safe, nothing runs, but a traceback instead of a ConfigError)")
 def test_python_tags_in_an_override_are_refused(tmp_path):
     marker = tmp_path / "OVERRIDE_CODE_RAN"
     config = write_config(tmp_path / "c.yaml", tiny_config(tmp_path))

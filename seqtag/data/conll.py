@@ -410,7 +410,7 @@ def validate_sentences(
             raise DataError(
                 f"{token_location(s, i)}: invalid {scheme} tag sequence: {msg}. Fix the file, or set "
                 f"data.on_invalid=repair to read it the way conlleval does (e.g. an I-X that starts a span becomes "
-                f"B-X in IOB2), or check data.tag_scheme"
+                f"B-X in IOB2), or check data.scheme"
             )
         try:
             fixed = repair(s.tags, scheme)
