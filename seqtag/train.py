@@ -212,6 +212,7 @@ def train(cfg: Config) -> Path:
             bar = tqdm(total=len(train_loader), initial=state["batch_in_epoch"], disable=not main,
                        desc=f"epoch {epoch + 1}/{tc.epochs}", unit="batch", dynamic_ncols=True)
             it = iter(loader)
+            seen_tokens, t_epoch = 0, time.time()  # real (unpadded) input tokens, for the tokens/s readout
             while True:
                 window = [b for _, b in zip(range(tc.grad_accum), it, strict=False)]  # next grad_accum batches
                 if not window:
@@ -241,6 +242,7 @@ def train(cfg: Config) -> Path:
                         optimizer.zero_grad(set_to_none=True)
                     step_loss += loss_sum.item() if not bad else 0.0
                     step_tokens += int(n_lab)
+                    seen_tokens += int(b["attention_mask"].sum()) * accelerator.num_processes
                 state["batch_in_epoch"] += len(window)
                 bar.update(len(window))
                 if bad:
@@ -250,6 +252,7 @@ def train(cfg: Config) -> Path:
                                     state["global_step"] + 1, state["skipped_batches"])
                     stop_if_signalled()
                     continue
+                lr = scheduler.get_last_lr()[0]  # the rate this step used
                 scheduler.step()
                 state["global_step"] += 1
                 step = state["global_step"]
@@ -258,12 +261,13 @@ def train(cfg: Config) -> Path:
                     totals = accelerator.reduce(torch.tensor([step_loss, float(step_tokens)], dtype=torch.float64,
                                                              device=accelerator.device), "sum").tolist()
                     rec = {"type": "step", "step": step, "epoch": epoch + 1, "loss": totals[0] / max(totals[1], 1.0),
-                           "lr": scheduler.get_last_lr()[0], "labelled_tokens": n_window,
+                           "lr": lr, "labelled_tokens": n_window,
+                           "tokens_per_s": round(seen_tokens / max(time.time() - t_epoch, 1e-9), 1),
                            "time_s": round(elapsed_before + time.time() - t0, 2)}
                     if tc.dynamics:
                         rec.update(_dynamics(loss, logits.detach(), targets, task.info.get("entity_label_ids", [])))
                     record(rec)
-                    bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}")
+                    bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{rec['lr']:.2e}", tok_s=f"{rec['tokens_per_s']:.0f}")
                 if step >= total_steps:
                     done = True
                     break

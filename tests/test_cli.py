@@ -1,0 +1,71 @@
+"""The command line on a tiny run: help texts, stats, predict, evaluate."""
+
+import json
+
+import pytest
+
+from seqtag.cli import COMMANDS, main
+from tests.tiny import tiny_config, write_config
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help_with_an_example(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out and f"seqtag {command}" in out
+
+
+def test_stats_reports_o_share_and_weights(tmp_path, capsys):
+    f = tmp_path / "t.txt"
+    f.write_text("John B-PER\nSmith I-PER\nlives O\nhere O\n\nParis B-LOC\nO O\n")
+    assert main(["stats", str(f), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["tokens"] == 6 and stats["o_share"] == pytest.approx(3 / 6)
+    assert stats["entities"]["PER"]["count"] == 1 and stats["entities"]["PER"]["mean_length"] == 2
+    # N / (C * n_c): 6 tokens, 4 labels (O, B-PER, I-PER, B-LOC)
+    assert stats["inverse_frequency_weights"]["O"] == pytest.approx(6 / (4 * 3))
+    assert stats["inverse_frequency_weights"]["B-LOC"] == pytest.approx(6 / (4 * 1))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    cfg = write_config(tmp / "c.yaml", tiny_config(tmp, n_train=64, train={"epochs": 6, "batch_size": 8,
+                                                                         "learning_rate": 3e-3}))
+    assert main(["train", str(cfg)]) == 0
+    return tmp / "run", tmp
+
+
+def test_predict_text_jsonl_and_conll(tiny_run, tmp_path, capsys):
+    run, _ = tiny_run
+    assert main(["predict", str(run), "--text", "Mary lives in Berlin ."]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["words"] == ["Mary", "lives", "in", "Berlin", "."]
+    assert [(e["type"], e["text"], e["start"], e["end"]) for e in rec["entities"]] == [
+        ("PER", "Mary", 0, 4), ("LOC", "Berlin", 14, 20)]
+    assert all(0 < e["score"] <= 1 for e in rec["entities"])
+
+    src = tmp_path / "in.txt"
+    src.write_text("John Smith works at Paris .\n\nAnna visited New York .\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["predict", str(run), "--input", str(src), "--output", str(out)]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["line"] for r in lines] == [1, 2, 3] and lines[1]["words"] == []
+    assert [e["text"] for e in lines[2]["entities"]] == ["Anna", "New York"]
+
+    conll_out = tmp_path / "out.conll"
+    assert main(["predict", str(run), "--input", str(src), "--output", str(conll_out), "--output-format", "conll"]) == 0
+    assert conll_out.read_text().startswith("John\tB-PER\nSmith\tI-PER\nworks\tO\n")
+
+
+def test_evaluate_matches_training_and_writes_conlleval_rows(tiny_run, tmp_path, capsys):
+    run, tmp = tiny_run
+    out, pred = tmp_path / "m.json", tmp_path / "pred.txt"
+    assert main(["evaluate", str(run), "--data", str(tmp / "dev.txt"), "--output", str(out),
+                 "--predictions", str(pred)]) == 0
+    assert json.loads(out.read_text()) == json.loads((run / "metrics.json").read_text())["dev"]
+    rows = [r.split() for r in pred.read_text().splitlines() if r]
+    assert all(len(r) == 3 for r in rows) and rows[0][1] == rows[0][2]  # word gold pred
+    assert "micro avg" in capsys.readouterr().out

@@ -1,0 +1,92 @@
+"""The training loop on a tiny random BERT: it learns, its normalisation rule holds, it logs what it says."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqtag.config import from_dict
+from seqtag.train import train
+from tests.tiny import make_tiny_model_dir, sentences, tiny_config
+
+
+def _run(tmp_path, **overrides):
+    cfg = from_dict(tiny_config(tmp_path, **overrides))
+    return train(cfg)
+
+
+def test_tiny_model_learns_the_synthetic_entities(tmp_path):
+    run = _run(tmp_path, n_train=64, train={"epochs": 6, "batch_size": 8, "learning_rate": 3e-3})
+    metrics = json.loads((run / "metrics.json").read_text())
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in history if r["type"] == "step"]
+    assert losses[-1] < 0.3 * losses[0]
+    assert metrics["dev"]["f1"] >= 0.9 and metrics["test"]["f1"] >= 0.9  # measured: 1.0 and 1.0
+    epochs = [r for r in history if r["type"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3, 4, 5, 6]
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["best_dev_f1"] == max(r["dev"]["f1"] for r in epochs)
+
+
+def test_accumulation_equals_the_large_batch(tmp_path):
+    """One step of 2 x 4 sentences with accumulation equals one step of 8 sentences: the loss is normalised by
+    the labelled tokens of the whole window, not averaged per micro-batch."""
+    weights = {}
+    for name, batch, accum in (("big", 8, 1), ("accum", 4, 2)):
+        d = tmp_path / name
+        make_tiny_model_dir(d / "model", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        run = _run(d, n_dev=0, n_test=0, train={"batch_size": batch, "grad_accum": accum, "max_steps": 1,
+                                                "group_by_length": False, "learning_rate": 1e-2})
+        weights[name] = load_file(str(run / "model.safetensors"))
+    base = load_file(str(tmp_path / "big" / "model" / "model.safetensors"))
+    moved = 0
+    for key, w in weights["big"].items():
+        torch.testing.assert_close(weights["accum"][key], w, rtol=1e-5, atol=1e-6)
+        stem = key.removeprefix("bert.")
+        if stem in base:
+            moved += int(not torch.equal(base[stem], w))
+    assert moved > 10  # the step really changed the encoder
+
+
+def test_dynamics_are_logged_for_weighted_losses(tmp_path):
+    run = _run(tmp_path, loss={"name": "lstar", "k": 1.0}, train={"dynamics": True, "epochs": 1})
+    steps = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()
+             if '"step"' in line and '"type": "step"' in line]
+    rec = steps[0]
+    for key in ("mean_logit", "weight_mean_o", "weight_mean_entity", "weight_below_0.01_o",
+                "weight_below_0.01_entity"):
+        assert key in rec
+    assert 0 < rec["weight_mean_entity"] < 1 and 0 <= rec["weight_below_0.01_entity"] <= 1
+
+
+def test_trains_from_a_saved_hub_dataset(tmp_path):
+    import datasets
+
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    feats = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                               "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+    splits = {}
+    for split, n, seed in (("train", 24, 1), ("validation", 7, 2)):
+        sents = sentences(n, seed)
+        splits[split] = datasets.Dataset.from_dict(
+            {"tokens": [[w for w, _ in s] for s in sents], "ner_tags": [[names.index(t) for _, t in s] for s in sents]},
+            features=feats)
+    datasets.DatasetDict(splits).save_to_disk(str(tmp_path / "hubdata"))
+    run = _run(tmp_path, n_train=0, n_dev=0, n_test=0,
+               data={"format": "hub", "hub_dataset": str(tmp_path / "hubdata"), "train": "train", "dev": "validation",
+                     "test": None, "scheme": "IOB2", "max_length": 32, "stride": 8,
+                     "cache_dir": str(tmp_path / "cache")})
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == {"dev"} and metrics["dev"]["per_type"]["PER"]["support"] == 7
+    cfg = json.loads((run / "config.json").read_text())
+    assert sorted(cfg["label2id"]) == sorted(names)
+
+
+@pytest.mark.parametrize("mp", ["bf16"])
+def test_bf16_autocast_trains_on_cpu(tmp_path, mp):
+    run = _run(tmp_path, train={"mixed_precision": mp, "epochs": 1})
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["mixed_precision"] == "bf16" and info["status"] == "finished"
+    w = load_file(str(run / "model.safetensors"))
+    assert all(t.dtype == torch.float32 for t in w.values())  # autocast: weights stay fp32
