@@ -3,17 +3,13 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.shared import shared_file
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``: skipped when absent, a failure when SEQTAG_REQUIRE_SHARED_DATA=1 (as in CI)."""
-    if not SHARED_DATA.is_dir():
-        if os.environ.get("SEQTAG_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"{SHARED_DATA} is missing and SEQTAG_REQUIRE_SHARED_DATA=1")
-        pytest.skip(f"{SHARED_DATA} not found")
-    return SHARED_DATA
+    return shared_file(".")
 
 
 @pytest.fixture(scope="session")

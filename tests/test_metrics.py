@@ -4,10 +4,8 @@ SQuAD v1.1 EM/F1 (by hand, and on the real dev set)."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import zipfile
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -22,17 +20,7 @@ from seqtag.metrics import (
     squad_scores,
     squad_scores_from_refs,
 )
-
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-
-
-def shared_file(relative: str) -> Path:
-    path = SHARED_DATA / relative
-    if not path.exists():
-        if os.environ.get("SEQTAG_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"{path} is missing and SEQTAG_REQUIRE_SHARED_DATA=1")
-        pytest.skip(f"{path} not available")
-    return path
+from tests.shared import shared_file
 
 
 def prf(tp: int, n_pred: int, n_gold: int) -> tuple[float, float, float]:

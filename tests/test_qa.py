@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.resources
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +12,8 @@ from seqtag.constants import IGNORE_INDEX
 from seqtag.data.squad import QAExample, read_squad
 from seqtag.errors import ConfigError
 from seqtag.qa import QA_TAGS, best_tagged_span, decode_pointer, decode_tagging, prepare_features
+from tests.shared import SQUAD_ZIP, shared_file
 
-SQUAD_ZIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "squad" / "dev-v1.1.json.zip"
 NEG_INF = float("-inf")
 
 
@@ -293,10 +291,7 @@ def _expected_windows(tok, ex, max_length, stride):
 @pytest.mark.shared_data
 @pytest.mark.parametrize("head", ["pointer", "tagging"])
 def test_oracle_round_trip_on_squad(tok, head):
-    if not SQUAD_ZIP.exists():
-        if os.environ.get("SEQTAG_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"{SQUAD_ZIP} is missing and SEQTAG_REQUIRE_SHARED_DATA=1")
-        pytest.skip(f"{SQUAD_ZIP} not present")
+    shared_file("squad/dev-v1.1.json.zip")
     examples = read_squad(SQUAD_ZIP)[:200]
     max_length, stride = 128, 32  # small windows so that many contexts are split
     feats = prepare_features(examples, tok, max_length=max_length, doc_stride=stride, head=head)

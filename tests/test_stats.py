@@ -3,7 +3,6 @@ vs scikit-learn, and WNUT-17 train against the counts in its SOURCE.md."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,18 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqtag.stats import decode_spans, format_stats, label_stats
-
-SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-
-
-def shared_file(relative: str) -> Path:
-    path = SHARED_DATA / relative
-    if not path.exists():
-        if os.environ.get("SEQTAG_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"{path} is missing and SEQTAG_REQUIRE_SHARED_DATA=1")
-        pytest.skip(f"{path} not available")
-    return path
-
+from tests.shared import shared_file
 
 HAND = [
     ["B-PER", "I-PER", "O", "O"],  # PER len 2

@@ -4,7 +4,15 @@ import json
 import pytest
 
 from seqtag.errors import ConfigError, LossConfigError
-from seqtag.sweep import LossSetting, choose_lrs, mean_std, parse_loss_settings, run_name, summarise, write_results
+from seqtag.sweep import (
+    LossSetting,
+    choose_lrs,
+    mean_std,
+    parse_loss_settings,
+    run_name,
+    summarise,
+    write_results,
+)
 
 
 def test_parse_settings_and_labels():

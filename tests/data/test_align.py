@@ -51,10 +51,10 @@ def test_long_sentence_is_windowed_and_merged_back(tok):
     # every word labelled exactly once, with its own label
     seen = {}
     for wi, lab in zip(enc["word_index"], enc["labels"]):
-        for i, l in zip(wi, lab):
+        for i, label in zip(wi, lab):
             if i >= 0:
                 assert i not in seen
-                seen[i] = l
+                seen[i] = label
     assert seen == {i: i % 3 for i in range(len(words))}
     merged = merge_windows(enc["word_index"], enc["sentence_index"], enc["labels"], [len(words)])
     assert merged == labels
@@ -66,7 +66,7 @@ def test_window_plan_covers_everything(counts, max_pieces, stride):
     stride = min(stride, max_pieces // 2)
     windows = plan_windows(counts, max_pieces, stride)
     assert windows[0][0] == 0 and windows[-1][1] == len(counts)
-    for (a, b), (c, d) in zip(windows, windows[1:]):
+    for (a, b), (c, _) in zip(windows, windows[1:]):
         assert a < c <= b, "windows advance and leave no gap"
         assert sum(counts[c:b]) <= stride
     for a, b in windows:

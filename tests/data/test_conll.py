@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import os
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -28,18 +27,7 @@ from seqtag.data.conll import (
 )
 from seqtag.data.schemes import convert, detect_scheme, find_problems, spans
 from seqtag.errors import ConfigError, DataError
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def shared(rel: str) -> Path:
-    """Path to a file under ../shared/data; skip when absent, fail when SEQTAG_REQUIRE_SHARED_DATA=1."""
-    path = SHARED / rel
-    if not path.exists():
-        if os.environ.get("SEQTAG_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"{path} is missing and SEQTAG_REQUIRE_SHARED_DATA=1")
-        pytest.skip(f"{path} not found (shared data absent)")
-    return path
+from tests.shared import shared_file as shared
 
 
 @functools.cache

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -20,9 +19,7 @@ from seqtag.data.squad import (
     squad_articles,
 )
 from seqtag.errors import DataError
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-SQUAD_ZIP = SHARED / "squad" / "dev-v1.1.json.zip"
+from tests.shared import shared_file
 
 CTX1 = "Denver Broncos beat the Carolina Panthers 24-10 at Levi's Stadium."
 CTX2 = "Paris is the capital of France. Paris is large."
@@ -231,11 +228,7 @@ def test_load_hub_qa_from_saved_dataset(tmp_path):
 
 
 def _require_squad() -> Path:
-    if not SQUAD_ZIP.exists():
-        if os.environ.get("SEQTAG_REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(f"{SQUAD_ZIP} is missing and SEQTAG_REQUIRE_SHARED_DATA=1")
-        pytest.skip(f"{SQUAD_ZIP} not present")
-    return SQUAD_ZIP
+    return shared_file("squad/dev-v1.1.json.zip")
 
 
 @pytest.mark.shared_data
