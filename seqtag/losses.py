@@ -309,7 +309,9 @@ def _lstar_terms(logits: Tensor, targets: Tensor, *, k: float = 1.0) -> _Terms:
     k = check_nonnegative("k", k)
     x, mask = _prepare(logits, targets)
     idx = _safe_targets(targets, mask)[:, None]
-    neg = -k * x
+    # a class whose logit is -inf is absent (QA pointer: a masked position); -k * (-inf) would make it take
+    # the whole softmax(-k x) weight, so it stays at -inf there
+    neg = torch.where(torch.isneginf(x), x, -k * x)
     logp_t = x.gather(1, idx).squeeze(1) - torch.logsumexp(x, dim=1)
     w = torch.exp(neg.gather(1, idx).squeeze(1) - torch.logsumexp(neg, dim=1))  # softmax(-k x)_t
     return _Terms(torch.where(mask, -w * logp_t, 0), lambda: w, mask)

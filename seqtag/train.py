@@ -76,7 +76,8 @@ def _dynamics(loss, logits, targets, entity_ids: list[int]) -> dict:
         lg, tg = logits[keep].float(), targets[keep]
         w = loss.weights(lg, tg)
         is_ent = torch.isin(tg, torch.tensor(entity_ids, device=tg.device)) if entity_ids else torch.zeros_like(tg, dtype=torch.bool)
-        out = {"mean_logit": lg.mean().item()}
+        fin = torch.isfinite(lg)  # QA pointer logits are -inf at masked positions
+        out = {"mean_logit": lg[fin].mean().item()}
         for name, m in (("o", ~is_ent), ("entity", is_ent)):
             if m.any():
                 out[f"weight_mean_{name}"] = w[m].mean().item()

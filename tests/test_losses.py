@@ -578,3 +578,19 @@ def test_property_ignored_logits_do_not_matter(batch, loss, noise):
     assert torch.isfinite(a.grad).all()
     assert torch.equal(a.grad, b.grad)
     assert torch.equal(a.grad[ignored], torch.zeros_like(a.grad[ignored]))
+
+
+def test_minus_infinity_logits_are_absent_classes_for_lstar():
+    """A -inf logit (a masked QA position) is no class: lstar equals lstar on the remaining classes."""
+    from seqtag.losses import get_loss
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 7, generator=g, dtype=torch.float64)
+    keep = [0, 2, 3, 5]
+    masked = x.clone()
+    masked[:, [1, 4, 6]] = float("-inf")
+    t_sub = torch.randint(0, 4, (6,), generator=g)
+    t_full = torch.tensor(keep)[t_sub]
+    for k in (0.0, 0.5, 2.0):
+        loss = get_loss("lstar", k=k)
+        torch.testing.assert_close(loss(masked, t_full, reduction="none"), loss(x[:, keep], t_sub, reduction="none"))

@@ -53,6 +53,7 @@ _NEG_INF_SAFE = {
     "cross_entropy": lambda p: not p.get("label_smoothing"),
     "focal": lambda p: True,
     "hard_truncation": lambda p: True,
+    "lstar": lambda p: True,
     "lstar_logodds": lambda p: True,
     "dice": lambda p: True,
 }
