@@ -100,6 +100,7 @@ class TrainConfig:
     dynamics: bool = False  # log loss-weight dynamics per step (mean logit, mean weight, share of weights < 0.01 by O/entity)
     save_every_epoch: bool = True  # write a resumable checkpoint at the end of every epoch
     plot: bool = True  # write training_curves.png
+    keep_checkpoint: bool = True  # keep checkpoints/last (optimizer state, ~3x the weights) once the run finished
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
             print(f"[{done}/{total}] {name}: finished earlier, skipped", file=sys.stderr, flush=True)
             return {**row, **result, "status": "finished"}
         args = [python, "-m", "seqtag", "train", config, *overrides, *_loss_overrides(setting, inv_weights),
-                f"train.seed={seed}", f"train.output_dir={run_dir}"]
+                f"train.seed={seed}", f"train.output_dir={run_dir}", "train.keep_checkpoint=false"]
         from seqtag.runs import checkpoint_path
 
         args.append("train.resume=true" if checkpoint_path(run_dir) is not None else "train.overwrite=true")

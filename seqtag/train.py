@@ -323,6 +323,10 @@ def train(cfg: Config) -> Path:
             plot_history(history, run_dir / runs.CURVES_FILE)
         _write_info(run_dir, cfg, status="finished", state=state, task=task, total_batch=total_batch,
                     processes=accelerator.num_processes)
+        if not tc.keep_checkpoint:  # a finished run needs no resumable state (sweeps: saves disk)
+            import shutil
+
+            shutil.rmtree(run_dir / runs.CHECKPOINT_DIR, ignore_errors=True)
     accelerator.wait_for_everyone()
     if cfg.hub.repo_id and main:
         from seqtag.hub import push_run

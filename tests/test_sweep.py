@@ -63,3 +63,27 @@ def test_write_results_tables(tmp_path):
     assert len(rows) == 6 and rows[4]["status"] == "failed (exit 2)"
     assert (tmp_path / "f1_by_loss.png").stat().st_size > 1000
     json.dumps(rows)
+
+
+def test_a_real_sweep_runs_resumes_and_survives_a_failed_run(tmp_path, capsys):
+    """Tiny runs in subprocesses: 2 settings x 2 learning rates (seed 1), then seed 2 at each best rate; a setting
+    whose alpha list has the wrong length fails at its first step, is reported, and the sweep goes on."""
+    from seqtag.sweep import run_sweep
+    from tests.tiny import tiny_config, write_config
+
+    cfg = write_config(tmp_path / "c.yaml", tiny_config(tmp_path, train={"epochs": 1}))
+    settings = parse_loss_settings(["cross_entropy", "focal:gamma=1", "bad=focal:alpha=[1,2]"])
+    md = run_sweep(str(cfg), [], settings, [1, 2], tmp_path / "sweep", lrs=[1e-3, 3e-3])
+    rows = list(csv.DictReader(open(tmp_path / "sweep" / "results.csv")))
+    assert len(rows) == 3 * 2 + 3  # grid, then one more seed per setting
+    bad = [r for r in rows if r["setting"] == "bad"]
+    assert all(r["status"].startswith("failed") for r in bad)
+    good = [r for r in rows if r["setting"] != "bad"]
+    assert all(r["status"] == "finished" and 0 <= float(r["dev_f1"]) <= 1 for r in good)
+    assert "| cross_entropy |" in md and "| focal_gamma1 |" in md
+    assert not list((tmp_path / "sweep" / "runs").glob("*/checkpoints"))  # finished sweep runs keep no optimizer state
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "alpha" in err
+    # a second call skips every finished run
+    run_sweep(str(cfg), [], settings[:2], [1, 2], tmp_path / "sweep", lrs=[1e-3, 3e-3])
+    assert capsys.readouterr().err.count("finished earlier, skipped") == 6

@@ -88,5 +88,11 @@ def test_bf16_autocast_trains_on_cpu(tmp_path, mp):
     run = _run(tmp_path, train={"mixed_precision": mp, "epochs": 1})
     info = json.loads((run / "run_info.json").read_text())
     assert info["mixed_precision"] == "bf16" and info["status"] == "finished"
+    assert (run / "checkpoints" / "last").is_dir()  # kept by default: the run can be extended
+
+
+def test_finished_run_can_drop_its_checkpoint(tmp_path):
+    run = _run(tmp_path, train={"epochs": 1, "keep_checkpoint": False})
+    assert not (run / "checkpoints").exists() and (run / "model.safetensors").is_file()
     w = load_file(str(run / "model.safetensors"))
     assert all(t.dtype == torch.float32 for t in w.values())  # autocast: weights stay fp32
