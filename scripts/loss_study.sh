@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The loss study on WNUT-17 (README, "The loss study"): MiniLM BERT, CPU, bf16, a fixed budget per run.
+#
+#   bash scripts/loss_study.sh                 # phase 1: every loss setting at two learning rates, seed 1
+#   PHASE=2 bash scripts/loss_study.sh         # phase 2: seeds 2 and 3 at each setting's best rate
+#
+# Finished runs are skipped, so either phase can be stopped and started again. Results: $OUT/results.md,
+# results.csv, f1_by_loss.png, dev_f1_per_epoch.png, dynamics.png.
+set -euo pipefail
+OUT=${OUT:-runs/study-wnut17}
+CONFIG=${CONFIG:-configs/wnut17_local.yaml}
+LRS=${LRS:-1e-4 2e-4}
+LOSSES=${LOSSES:-cross_entropy focal:gamma=1 focal:gamma=2 hard_truncation:threshold=0.5 lstar:k=0.25 lstar:k=0.5 lstar:k=1 lstar:k=2 lstar_logodds:k=1 lstar_logodds:k=2 dice ce_invfreq=cross_entropy:weight=inverse_frequency}
+SEEDS=${SEEDS:-1}
+if [ "${PHASE:-1}" = 2 ]; then SEEDS="1 2 3"; fi
+# shellcheck disable=SC2086
+seqtag sweep "$CONFIG" train.epochs=2 train.dynamics=true train.save_every_epoch=false train.log_every=5 \
+    --losses $LOSSES --seeds $SEEDS --lrs $LRS --out "$OUT"
