@@ -202,18 +202,13 @@ def _write_predictions(tagger, records, args) -> int:
         for rec in predict_stream(tagger, records):
             write_record(sys.stdout, rec, args.output_format)
         return 0
-    out = Path(args.output)
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f, tqdm(desc="predicting", unit=" lines", smoothing=0.1) as bar:
-            for rec in predict_stream(tagger, records):
-                write_record(f, rec, args.output_format)
-                bar.update(1)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave a half-written output
-        raise
-    print(f"wrote {out}", file=sys.stderr)
+    from seqtag.runs import atomic_output
+
+    with atomic_output(args.output) as f, tqdm(desc="predicting", unit=" lines", smoothing=0.1) as bar:
+        for rec in predict_stream(tagger, records):
+            write_record(f, rec, args.output_format)
+            bar.update(1)
+    print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 

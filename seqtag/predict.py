@@ -129,7 +129,7 @@ def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = 
                   autocast)
 
 
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
+def chunks(items: Iterable, size: int) -> Iterator[list]:
     chunk = []
     for item in items:
         chunk.append(item)
@@ -143,7 +143,7 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 def predict_stream(tagger: Tagger, records: Iterable[dict], chunk_size: int = 2048) -> Iterator[dict]:
     """Tag a stream of records ``{"words", ["offsets", "text", "id"]}`` and yield them with ``tags``,
     ``scores`` and ``entities``, in input order, holding at most ``chunk_size`` records in memory."""
-    for chunk in _chunks(records, chunk_size):
+    for chunk in chunks(records, chunk_size):
         tagged = tagger.tag([r["words"] for r in chunk])
         for rec, (tags, probs) in zip(chunk, tagged):
             yield {**rec, "tags": tags, "scores": [round(p, 4) for p in probs],

@@ -10,6 +10,7 @@ temporary directory and renamed into place, so a process killed mid-save leaves 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,21 @@ def write_text_atomic(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path):
+    """Open ``path`` for writing text through ``PATH.partial`` beside it: renamed over ``path`` when the block
+    ends normally, deleted when it raises (an error or an interrupt never leaves a half-written output)."""
+    out = Path(path)
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from functools import partial
@@ -420,17 +419,6 @@ def read_question_records(path: str | Path) -> Iterator[dict]:
             yield rec
 
 
-def _chunks(items, size: int) -> Iterator[list]:
-    chunk: list = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def predict_cli(run_dir, args) -> int:
     """``seqtag predict RUN_DIR`` for a QA run: ``--question/--context`` prints one JSON answer; ``--input`` JSONL
     of ``{id?, question, context}`` writes one JSON line per record (to ``--output``, atomically, or stdout)."""
@@ -457,8 +445,10 @@ def predict_cli(run_dir, args) -> int:
         print(json.dumps(ans, ensure_ascii=False))
         return 0
 
+    from seqtag.predict import chunks
+
     def results() -> Iterator[dict]:
-        for chunk in _chunks(read_question_records(args.input), 256):
+        for chunk in chunks(read_question_records(args.input), 256):
             for rec, ans in zip(chunk, answer_questions(model, tokenizer, chunk, cfg, accelerator, batch_size),
                                 strict=True):
                 yield {**({"id": rec["id"]} if "id" in rec else {}), "question": rec["question"], **ans}
@@ -467,17 +457,12 @@ def predict_cli(run_dir, args) -> int:
         for rec in results():
             sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
         return 0
-    out = Path(args.output)
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            n = 0
-            for rec in results():
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                n += 1
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # never leave a half-written output
-        raise
-    print(f"wrote {n} answers to {out}", file=sys.stderr)
+    from seqtag.runs import atomic_output
+
+    n = 0
+    with atomic_output(args.output) as f:  # never leaves a half-written output
+        for rec in results():
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
+    print(f"wrote {n} answers to {args.output}", file=sys.stderr)
     return 0
