@@ -83,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--text", help="NER: tag this one text")
     pr.add_argument("--question", help="QA: the question")
     pr.add_argument("--context", help="QA: the context")
-    pr.add_argument("--batch-size", type=int, default=64)
+    pr.add_argument("--batch-size", type=int, default=64, help="most texts (windows) per batch")
+    pr.add_argument("--max-tokens", type=int, default=4096,
+                    help="most padded subword tokens per batch: bounds peak memory on long texts")
     pr.add_argument("--bf16", action="store_true", help="bf16 autocast (faster on CPUs with bf16 support)")
 
     s = add("stats", "Describe a labelled file: label shares, O share, entity lengths, inverse-frequency weights.")
@@ -184,7 +186,7 @@ def cmd_predict(args) -> int:
         raise SeqtagError("give --text TEXT or --input FILE (see seqtag predict --help)")
     if args.text is None and not Path(args.input).is_file():  # before the model is loaded
         raise SeqtagError(f"--input {args.input} does not exist")
-    tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16)
+    tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16, max_tokens=args.max_tokens)
     if args.text is not None:
         words, offsets = split_words(args.text, tagger.tokenizer)
         records = [{"text": args.text, "words": words, "offsets": offsets}]

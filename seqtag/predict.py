@@ -80,6 +80,24 @@ class Tagger:
     stride: int
     batch_size: int = 64
     autocast: bool = False
+    max_tokens: int = 4096
+
+    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices of windows grouped for the model: sorted by length (longest first, least padding), at most
+        ``batch_size`` windows and at most ``max_tokens`` padded tokens per batch, so a batch of long windows is
+        smaller and peak memory stays bounded whatever the input.
+
+        >>> Tagger(None, None, [], "IOB2", 128, 16, batch_size=3, max_tokens=8).batches([2, 5, 1, 2, 2])
+        [[1], [0, 3, 4], [2]]
+        """
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        out: list[list[int]] = []
+        for i in order:
+            if out and len(out[-1]) < self.batch_size and lengths[out[-1][0]] * (len(out[-1]) + 1) <= self.max_tokens:
+                out[-1].append(i)
+            else:
+                out.append([i])
+        return out
 
     @torch.inference_mode()
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
@@ -90,12 +108,10 @@ class Tagger:
         if not sentences:
             return []
         enc = encode_sentences(self.tokenizer, sentences, None, max_length=self.max_length, stride=self.stride)
-        order = sorted(range(len(enc["input_ids"])), key=lambda i: -len(enc["input_ids"][i]))
-        preds: list = [None] * len(order)
-        scores: list = [None] * len(order)
+        preds: list = [None] * len(enc["input_ids"])
+        scores: list = [None] * len(enc["input_ids"])
         device = next(self.model.parameters()).device
-        for k in range(0, len(order), self.batch_size):
-            idx = order[k:k + self.batch_size]
+        for idx in self.batches([len(ids) for ids in enc["input_ids"]]):
             batch = collate([{"input_ids": enc["input_ids"][i]} for i in idx], self.tokenizer.pad_token_id)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.model(input_ids=batch["input_ids"].to(device),
@@ -110,7 +126,7 @@ class Tagger:
 
 
 def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = None,
-                autocast: bool = False) -> Tagger:
+                autocast: bool = False, max_tokens: int = 4096) -> Tagger:
     """Load a finished NER run for prediction (safetensors weights only)."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -126,7 +142,7 @@ def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = 
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     return Tagger(model, tok, labels, cfg.data.train_scheme, cfg.data.max_length, cfg.data.stride, batch_size,
-                  autocast)
+                  autocast, max_tokens)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -96,3 +96,51 @@ def test_finished_run_can_drop_its_checkpoint(tmp_path):
     assert not (run / "checkpoints").exists() and (run / "model.safetensors").is_file()
     w = load_file(str(run / "model.safetensors"))
     assert all(t.dtype == torch.float32 for t in w.values())  # autocast: weights stay fp32
+
+
+def _scripted_dev(monkeypatch, dev_f1: list[float]) -> list[tuple[str, float]]:
+    """Make the dev F1 of the end-of-epoch evaluations follow ``dev_f1``; log (split, weight checksum) of every
+    evaluation so a test can tell which weights each one saw."""
+    import seqtag.tasks as tasks
+
+    calls: list[tuple[str, float]] = []
+    real_setup = tasks.setup_task
+
+    def setup(cfg, tokenizer, accelerator):
+        task = real_setup(cfg, tokenizer, accelerator)
+        real_evaluate = task.evaluate
+
+        def evaluate(model, split, acc, batch_size):
+            metrics = real_evaluate(model, split, acc, batch_size)
+            checksum = sum(float(p.detach().double().sum()) for p in model.parameters())
+            calls.append((split, checksum))
+            if split == "dev" and len([c for c in calls if c[0] == "dev"]) <= len(dev_f1):
+                metrics = {**metrics, "f1": dev_f1[len([c for c in calls if c[0] == "dev"]) - 1]}
+            return metrics
+
+        task.evaluate = evaluate
+        return task
+
+    monkeypatch.setattr(tasks, "setup_task", setup)
+    return calls
+
+
+def test_final_evaluation_uses_the_best_epochs_weights(tmp_path, monkeypatch):
+    calls = _scripted_dev(monkeypatch, [0.5, 0.9, 0.3])  # epoch 2 is the best
+    run = _run(tmp_path, train={"epochs": 3, "learning_rate": 3e-3})
+    dev_epochs = [c for c in calls if c[0] == "dev"]
+    assert len(dev_epochs) == 4  # three epochs, then dev again with the reloaded epoch-2 weights
+    assert dev_epochs[3][1] == dev_epochs[1][1] != dev_epochs[2][1]
+    assert calls[-1] == ("test", dev_epochs[1][1])
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["best_epoch"] == 2
+
+
+def test_when_the_last_epoch_is_best_dev_is_not_evaluated_again(tmp_path, monkeypatch):
+    calls = _scripted_dev(monkeypatch, [0.5, 0.6])
+    run = _run(tmp_path, train={"epochs": 2})
+    assert [c[0] for c in calls] == ["dev", "dev", "test"]
+    assert calls[2][1] == calls[1][1]  # test saw the last (best) epoch's weights
+    metrics = json.loads((run / "metrics.json").read_text())
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert metrics["dev"] == [r for r in history if r["type"] == "epoch"][-1]["dev"]
