@@ -8,6 +8,8 @@ Configurations:
 
 * ``seqtag-tagger``: ``seqtag.predict.load_tagger(run)`` + ``Tagger.tag(word lists)``, batch 64, fp32
 * ``seqtag-tagger-bf16``: the same with bf16 autocast (``seqtag predict --bf16``)
+* ``seqtag-tagger-t1024``: fp32 with ``max_tokens=1024`` (``seqtag predict --max-tokens 1024``; default 4096):
+  smaller batches of long sentences, lower peak memory
 * ``seqtag-cli``: ``seqtag predict RUN --input texts.txt --output out.jsonl`` (raw text, one sentence per
   line: the words joined with spaces), a fresh process per repeat, so its time includes start-up and
   model load
@@ -45,6 +47,7 @@ import _bench_common as bc
 CONFIGS = {
     "seqtag-tagger": {"kind": "tagger", "bf16": False},
     "seqtag-tagger-bf16": {"kind": "tagger", "bf16": True},
+    "seqtag-tagger-t1024": {"kind": "tagger", "bf16": False, "max_tokens": 1024},
     "seqtag-cli": {"kind": "cli", "bf16": False},
     "pipeline-default": {"kind": "pipeline", "batch_size": None, "aggregation": "simple"},
     "pipeline-b64": {"kind": "pipeline", "batch_size": 64, "aggregation": "simple"},
@@ -76,7 +79,8 @@ def child_tagger(spec: dict, sentences: list[list[str]]) -> dict:
     )  # library imports count: transformers loads its model modules lazily, in the first load
     from seqtag.predict import entities, load_tagger
 
-    tagger = load_tagger(spec["run"], batch_size=BATCH, device="cpu", autocast=spec["bf16"])
+    tagger = load_tagger(spec["run"], batch_size=BATCH, device="cpu", autocast=spec["bf16"],
+                         max_tokens=spec.get("max_tokens", 4096))
     load_s = time.perf_counter() - t
     times, cpu = [], []
     for _ in range(spec["repeats"]):

@@ -198,6 +198,8 @@ def _build(cls: type, raw: dict, prefix: str) -> Any:
                 raise ConfigError(f"config section '{key}' must be a mapping of keys to values, got {value!r}")
             kwargs[f.name] = _build_loss(value) if f.name == "loss" else _build(_SECTIONS[f.name], value, key)
             continue
+        if key == "train.mixed_precision" and value is False:
+            value = "no"  # YAML 1.1 reads a bare `no` (in a file or in train.mixed_precision=no) as false
         value = _check_type(key, value, hints[f.name])
         if key in _CHOICES and value is not None and value not in _CHOICES[key]:
             raise ConfigError(f"config key '{key}' is {value!r}; valid values: {', '.join(_CHOICES[key])}")

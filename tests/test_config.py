@@ -36,6 +36,16 @@ def test_overrides_are_typed_and_validated():
     assert cfg.data.dev == "d.txt" and cfg.loss.params == {"k": 0.5}
 
 
+def test_mixed_precision_no_survives_yaml_booleans(tmp_path):
+    """YAML 1.1 reads a bare `no` as false: `train.mixed_precision=no` and `mixed_precision: no` mean "no"."""
+    assert apply_overrides(from_dict(BASE), ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {name_or_path: m}\ndata: {train: t.txt}\ntrain:\n  mixed_precision: no\n")
+    assert load_config(path).train.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="must be str"):
+        apply_overrides(from_dict(BASE), ["train.mixed_precision=yes"])  # true is not a precision
+
+
 @pytest.mark.parametrize("raw, overrides, match", [
     (BASE, ["train.epoch=3"], r"unknown config key 'train.epoch'.*valid keys: .*epochs"),
     (BASE, ["trian.epochs=3"], r"unknown config key 'trian'"),
