@@ -252,6 +252,7 @@ def child_hf(spec: dict) -> dict:
     trainer.train()
     loop_s, loop_cpu_s = time.perf_counter() - t, time.process_time() - cpu
     counts["on"] = False
+    trainer.save_model()  # as run_ner.py does after training (seqtag saves its model and checkpoint too)
 
     # transformers 5.x evaluates in length-grouped order under group_by_length and returns predictions in that
     # order; score in dataset order (the predictions themselves do not depend on the order)
