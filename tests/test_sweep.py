@@ -59,6 +59,8 @@ def test_write_results_tables(tmp_path):
     assert "| ce | 0.0002 | 2 | 42.00 ± 2.83 | 34.00 ± 1.41 |" in md
     assert "| fl | 0.0001 | 2 (1 failed) | 48.00 ± 2.83 | 43.00 ± 2.83 |" in md
     assert "| ce | 30.00 | 40.00 |" in md and "| fl | 50.00 | – |" in md  # the grid
+    # paired by seed, fl (1e-4) minus ce (2e-4): dev +10, +2; test +10, +8
+    assert "| fl | +6.00 ± 5.66 | 2/2 | +9.00 ± 1.41 | 2/2 |" in md
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert len(rows) == 6 and rows[4]["status"] == "failed (exit 2)"
     assert (tmp_path / "f1_by_loss.png").stat().st_size > 1000
