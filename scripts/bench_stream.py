@@ -145,6 +145,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
 
     data = bc.require_data()
+    machine = bc.machine()  # with the load average at the start
     tmp = None if args.workdir else tempfile.TemporaryDirectory(prefix="seqtag-stream-")
     workdir = Path(args.workdir or tmp.name)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -166,7 +167,7 @@ def main(argv=None) -> None:
     table = bc.markdown_table(["lines done", "seconds", "RSS MiB"], rows)
     text = "\n".join([
         f"Command: `{bc.command_line()}`", "",
-        f"Machine: {bc.machine()}, at the end {bc.load_average()}; {args.threads} threads.", "",
+        f"Machine: {machine}, at the end {bc.load_average()}; {args.threads} threads.", "",
         f"Work: `seqtag predict {run} --input input.txt --output output.jsonl{' --bf16' if args.bf16 else ''}` over "
         f"{args.lines:,} lines ({words:,} words; CoNLL-2003 dev sentences cycled).", "",
         table, "",
