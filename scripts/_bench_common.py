@@ -114,6 +114,7 @@ def ceiling(threads: int, repeats: int = 30) -> dict[str, float]:
     of each shape's median rate (time-weighted: total FLOPs / total time)."""
     import torch
 
+    print(f"measuring the matmul ceiling with {threads} threads ...", file=sys.stderr, flush=True)
     torch.set_num_threads(threads)
     out = {}
     for dtype in ("float32", "bfloat16"):
@@ -166,6 +167,20 @@ def check_child(res: ChildResult, what: str) -> None:
 def command_line() -> str:
     """The exact command that is running, to print at the top of a report."""
     return "python " + shlex.join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
+
+
+def report_header(command: str, machine: str, threads: str) -> list[str]:
+    """The first paragraphs of every report: the exact command, and the machine with its load average at the
+    start (part of ``machine``, taken before the work) and now, at the end."""
+    return [f"Command: `{command}`", f"Machine: {machine}, at the end {load_average()}; {threads}."]
+
+
+def remove_workdir(workdir: Path, args) -> None:
+    """Remove a temporary work directory unless the user asked to keep it (``--keep``) or named it (``--workdir``)."""
+    if not args.keep and not args.workdir:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def load_average() -> str:

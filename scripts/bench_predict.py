@@ -331,9 +331,7 @@ def report(
         else "(no baseline ran: --skip-baselines)"
     )
     header = [
-        f"Command: `{command}`",
-        f"Machine: {machine}, at the end {bc.load_average()}; {args.threads} torch threads per "
-        "configuration.",
+        *bc.report_header(command, machine, f"{args.threads} torch threads per configuration"),
         f"Work: tag {len(sentences):,} CoNLL-2003 dev sentences ({words:,} words, {sum(lengths):,} subword "
         f"tokens with [CLS]/[SEP]) with the run {run}; predict s is the median of {args.repeats} pass(es).",
         f"Ceiling (this run): matmul {bc.fmt(ceil['float32'])} GFLOP/s fp32, {bc.fmt(ceil['bfloat16'])} "
@@ -356,15 +354,11 @@ def main_bench(args) -> None:
     labels = json.loads((run / "config.json").read_text())["id2label"]
     dims = bc.model_dims(run, num_labels=len(labels))
     lengths = token_lengths(run, sentences)
-    print(f"measuring the matmul ceiling with {args.threads} threads ...", file=sys.stderr, flush=True)
     ceil = bc.ceiling(args.threads)
     names = [n for n in args.configs if not (args.skip_baselines and n.startswith("pipeline"))]
     results = {n: run_config(n, args, run, workdir, sentences_file, texts_file) for n in names}
     bc.write_report(report(results, args, run, sentences, lengths, dims, ceil, machine, command), args.out)
-    if not args.keep and not args.workdir:
-        import shutil
-
-        shutil.rmtree(workdir, ignore_errors=True)
+    bc.remove_workdir(workdir, args)
 
 
 def parse_args(argv=None):

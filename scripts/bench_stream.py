@@ -165,18 +165,16 @@ def main(argv=None) -> None:
     last = res["samples"][-1] if res["samples"] else None
     growth = f"{last[1] - first[1]:+.0f} MiB" if first and last else "–"
     table = bc.markdown_table(["lines done", "seconds", "RSS MiB"], rows)
-    text = "\n".join([
-        f"Command: `{bc.command_line()}`", "",
-        f"Machine: {machine}, at the end {bc.load_average()}; {args.threads} threads.", "",
+    text = "\n\n".join([
+        *bc.report_header(bc.command_line(), machine, f"{args.threads} threads"),
         f"Work: `seqtag predict {run} --input input.txt --output output.jsonl{' --bf16' if args.bf16 else ''}` over "
-        f"{args.lines:,} lines ({words:,} words; CoNLL-2003 dev sentences cycled).", "",
-        table, "",
+        f"{args.lines:,} lines ({words:,} words; CoNLL-2003 dev sentences cycled).",
+        table,
         f"Peak RSS {res['peak_rss_mb']:,.0f} MiB; RSS growth from 10 % of the lines to the end {growth}; "
         f"{res['wall_s']:.1f} s in all (start-up and model load included): {args.lines / res['wall_s']:,.0f} lines/s, "
-        f"{words / res['wall_s']:,.0f} words/s. Output: {verdict}.", "",
+        f"{words / res['wall_s']:,.0f} words/s. Output: {verdict}.",
         f"Last progress-bar line: `{res['bar']}`",
     ])
-    print(text)
     bc.write_report(text, args.out)
     if tmp is not None:
         tmp.cleanup()

@@ -412,9 +412,7 @@ def report(
     repeats = rows[0]["repeats"] if rows else 0
     shapes = ", ".join(f"{m}x{k} @ {k}x{n}" for m, k, n in bc.CEILING_SHAPES)
     header = [
-        f"Command: `{command}`",
-        f"Machine: {machine}, at the end {bc.load_average()}; {args.threads} torch threads per "
-        "configuration.",
+        *bc.report_header(command, machine, f"{args.threads} torch threads per configuration"),
         f"Work: 1 epoch over {sentences:,} CoNLL-2003 training sentences ({words:,} words), batch {BATCH}, "
         f"lr {LR:g}, seed {SEED}, max_length {MAX_LENGTH}; dev F1 on {args.max_dev_sentences or 'all'} "
         f"dev sentences. Times are the median of {repeats} run(s) per configuration.",
@@ -434,7 +432,6 @@ def main_bench(args) -> None:
     sentences = bc.read_words(data / "train.txt", args.max_train_sentences)
     words = sum(len(s) for s in sentences)
     dims = bc.model_dims(bc.model_dir(), num_labels=9)
-    print(f"measuring the matmul ceiling with {args.threads} threads ...", file=sys.stderr, flush=True)
     ceil = bc.ceiling(args.threads)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="seqtag-bench-train-"))
     results: dict[str, list[dict]] = {n: [] for n in names}
@@ -443,10 +440,7 @@ def main_bench(args) -> None:
             results[name].append(run_config(name, args, data, workdir, repeat))
     rows = [summarise(n, results[n], words, dims, ceil) for n in names]
     bc.write_report(report(rows, args, words, len(sentences), dims, ceil, machine, command), args.out)
-    if not args.keep and not args.workdir:
-        import shutil
-
-        shutil.rmtree(workdir, ignore_errors=True)
+    bc.remove_workdir(workdir, args)
 
 
 # ------------------------------------------------------------------------------------------------ profile

@@ -303,8 +303,7 @@ def write_results(rows: Sequence[dict], best_lr: dict, out: Path) -> None:
         keys_ = ("dev_em", "dev_f1", "test_em", "test_f1") if qa else ("dev_f1", "test_f1")
         cells += [_pm(s.get(k, (float("nan"), 0)), scale) for k in keys_]
         lines.append("| " + " | ".join(cells) + " |")
-    metric = "f1"
-    paired = {split: paired_differences(rows, best_lr, f"{split}_{metric}") for split in ("dev", "test")}
+    paired = {split: paired_differences(rows, best_lr, f"{split}_f1") for split in ("dev", "test")}
     if any(paired.values()):
         base = summary[0]["setting"]
         lines += ["", f"## Paired by seed: each setting minus {base} (F1 points, mean ± std of the per-seed differences)",
