@@ -109,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--seeds", nargs="+", type=int, default=[42])
     w.add_argument("--lrs", nargs="+", type=float, help="learning rates: each setting is run at each")
     w.add_argument("--out", required=True, help="sweep directory (runs, results.md, results.csv, plots)")
+    w.add_argument("--repeat-min-dev-f1", type=float, metavar="F1",
+                   help="run the other seeds only for settings whose best grid dev F1 (0-1) reaches F1")
     return p
 
 
@@ -241,7 +243,7 @@ def cmd_sweep(args) -> int:
     from seqtag.sweep import parse_loss_settings, run_sweep
 
     result = run_sweep(args.config, args.overrides, parse_loss_settings(args.losses), args.seeds, args.out,
-                       lrs=args.lrs)
+                       lrs=args.lrs, repeat_min_dev_f1=args.repeat_min_dev_f1)
     print(result)
     return 0
 

@@ -5,7 +5,8 @@ Protocol (what ``seqtag sweep`` does):
 1. With several learning rates, every loss setting is first trained at every rate with the **first** seed;
    the rate with the best dev F1 is that setting's rate. (At a small budget the rate decides more than the
    loss, so each loss is compared at its own best rate.)
-2. The remaining seeds run at that rate.
+2. The remaining seeds run at that rate; with ``repeat_min_dev_f1`` (``--repeat-min-dev-f1``) a setting whose best
+   dev F1 on the grid is below that value is not repeated (a collapsed loss needs no error bar to be read).
 3. ``results.csv`` holds one row per run; ``results.md`` the grid and a summary of dev and test F1 (EM/F1 for
    QA) as mean ± sample standard deviation over seeds at the chosen rate; ``f1_by_loss.png`` and
    ``dev_f1_per_epoch.png`` plot them, and ``dynamics.png`` the loss-weight dynamics when the runs logged them.
@@ -142,7 +143,8 @@ def _read_result(run_dir: Path) -> dict | None:
 
 
 def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSetting], seeds: Sequence[int],
-              out: str | Path, lrs: Sequence[float] | None = None, python: str = sys.executable) -> str:
+              out: str | Path, lrs: Sequence[float] | None = None, python: str = sys.executable,
+              repeat_min_dev_f1: float | None = None) -> str:
     """Run the study (see the module docstring) and return the markdown summary."""
     from seqtag.config import load_config
 
@@ -197,7 +199,13 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
     for setting, lr, seed in plan:
         rows.append(run_one(setting, lr, seed))
     best_lr = choose_lrs(rows)
+    best_dev = {r["setting"]: r["dev_f1"] for r in rows
+                if r.get("status") == "finished" and r["lr"] == best_lr.get(r["setting"])}
     for setting in settings:
+        if repeat_min_dev_f1 is not None and best_dev.get(setting.slug, 0.0) < repeat_min_dev_f1:
+            print(f"{setting.slug}: best dev F1 {best_dev.get(setting.slug)} < {repeat_min_dev_f1}, "
+                  f"not repeated with seeds {seeds[1:]}", file=sys.stderr, flush=True)
+            continue
         for seed in seeds[1:]:
             rows.append(run_one(setting, best_lr.get(setting.slug, lr_grid[0]), seed))
     write_results(rows, best_lr, out)

@@ -89,3 +89,7 @@ def test_a_real_sweep_runs_resumes_and_survives_a_failed_run(tmp_path, capsys):
     # a second call skips every finished run
     run_sweep(str(cfg), [], settings[:2], [1, 2], tmp_path / "sweep", lrs=[1e-3, 3e-3])
     assert capsys.readouterr().err.count("finished earlier, skipped") == 6
+    # settings below --repeat-min-dev-f1 on the grid get no more seeds (no dev F1 reaches 1.01): only the grid is read
+    run_sweep(str(cfg), [], settings[:2], [1, 2, 3], tmp_path / "sweep", lrs=[1e-3, 3e-3], repeat_min_dev_f1=1.01)
+    assert len(list(csv.DictReader(open(tmp_path / "sweep" / "results.csv")))) == 4
+    assert capsys.readouterr().err.count("not repeated with seeds [2, 3]") == 2
