@@ -124,6 +124,44 @@ def ceiling(threads: int, repeats: int = 30) -> dict[str, float]:
     return out
 
 
+class RssTrace:
+    """Sample this process's resident set every ``interval`` seconds in a daemon thread and keep the peak per
+    phase: the caller sets ``trace.phase`` ("setup", "train", "eval", ...) as it goes, and ``trace.step`` in
+    the training loop, so the report can say *where* the peak is (``ru_maxrss`` only says how high).
+
+    >>> t = RssTrace(interval=0.001); t.phase = "work"; t.step = 7; block = b"x" * (64 << 20); p = t.stop()
+    >>> round(p["work"]["peak_mib"] - p["setup"]["peak_mib"]) >= 63, p["work"]["step"]
+    (True, 7)
+    """
+
+    def __init__(self, interval: float = 0.005):
+        import threading
+
+        self.phase, self.step, self.peaks = "setup", None, {}
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._sample()
+        self._thread.start()
+
+    def _sample(self) -> None:
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * self._page / 2**20
+        entry = self.peaks.setdefault(self.phase, {"peak_mib": 0.0, "step": None})
+        if rss > entry["peak_mib"]:
+            entry.update(peak_mib=rss, step=self.step)
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self._sample()
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return self.peaks
+
+
 # ------------------------------------------------------------------------------------------------ processes
 
 

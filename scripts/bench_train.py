@@ -90,9 +90,9 @@ def _seqtag_config(spec: dict, extra: list[str] = ()):
     return load_config(bc.REPO / "configs" / "conll2003_local.yaml", overrides)
 
 
-def _instrument_seqtag(marks: dict, on_step=None, on_loop_end=None) -> None:
-    """Wrap the NER task's ``loss_step`` and ``evaluate`` (seqtag's modules stay as they are) to time the loop
-    and count real and padded tokens of every training batch."""
+def _instrument_seqtag(marks: dict, on_step=None, on_loop_end=None, trace=None) -> None:
+    """Wrap the NER task's ``loss_step`` and ``evaluate`` (seqtag's modules stay as they are) to time the loop,
+    count real and padded tokens of every training batch and name the phase for the memory trace."""
     import time as _time
 
     from torch.profiler import record_function
@@ -106,12 +106,16 @@ def _instrument_seqtag(marks: dict, on_step=None, on_loop_end=None) -> None:
         ts = original(cfg, tokenizer, accelerator)
         marks["loop_start"] = _time.perf_counter()
         marks["loop_start_cpu"] = _time.process_time()
+        if trace is not None:
+            trace.phase = "train"
         loss_step, evaluate = ts.loss_step, ts.evaluate
 
         def counted_loss_step(model, batch, loss):
             if on_step is not None:
                 on_step(marks["steps"])
             marks["steps"] += 1
+            if trace is not None:
+                trace.step = marks["steps"]
             marks["lengths"].extend(batch["attention_mask"].sum(1).tolist())
             marks["padded"] += batch["attention_mask"].numel()
             with record_function("seqtag.forward_and_loss"):  # a named scope for --profile; free otherwise
@@ -123,7 +127,13 @@ def _instrument_seqtag(marks: dict, on_step=None, on_loop_end=None) -> None:
                 marks["loop_end_cpu"] = _time.process_time()
                 if on_loop_end is not None:
                     on_loop_end()
-            return evaluate(*args, **kwargs)
+            if trace is not None:
+                trace.phase = "evaluate"
+            try:
+                return evaluate(*args, **kwargs)
+            finally:
+                if trace is not None:
+                    trace.phase = "save"  # after the epoch's evaluation: model, checkpoint, metrics
 
         ts.loss_step, ts.evaluate = counted_loss_step, timed_evaluate
         return ts
@@ -138,10 +148,12 @@ def child_seqtag(spec: dict) -> dict:
     from seqtag.train import train
 
     marks: dict = {}
-    _instrument_seqtag(marks)
+    trace = bc.RssTrace()
+    _instrument_seqtag(marks, trace=trace)
     run = train(_seqtag_config(spec))
     metrics = json.loads((run / "metrics.json").read_text())
     return {
+        "rss_phases": trace.stop(),
         "loop_s": marks["loop_end"] - marks["loop_start"],
         "loop_cpu_s": marks["loop_end_cpu"] - marks["loop_start_cpu"],
         "lengths": marks["lengths"],
@@ -170,6 +182,7 @@ def child_hf(spec: dict) -> dict:
 
     from seqtag.data.conll import read_conll
 
+    trace = bc.RssTrace()
     data = Path(spec["data"])
     train = read_conll(data / "train.txt", 0, 3)[: spec["train_sentences"]]
     dev = read_conll(data / "dev.txt", 0, 3)[: spec["dev_sentences"]]
@@ -224,6 +237,7 @@ def child_hf(spec: dict) -> dict:
             counts["lengths"].extend(batch["attention_mask"].sum(1).tolist())
             counts["padded"] += batch["attention_mask"].numel()
             counts["batches"] += 1
+            trace.step = counts["batches"]
         return batch
 
     args = TrainingArguments(
@@ -249,14 +263,17 @@ def child_hf(spec: dict) -> dict:
         processing_class=tokenizer,
     )
     t, cpu = time.perf_counter(), time.process_time()
+    trace.phase = "train"
     trainer.train()
     loop_s, loop_cpu_s = time.perf_counter() - t, time.process_time() - cpu
     counts["on"] = False
+    trace.phase = "save"
     trainer.save_model()  # as run_ner.py does after training (seqtag saves its model and checkpoint too)
 
     # transformers 5.x evaluates in length-grouped order under group_by_length and returns predictions in that
     # order; score in dataset order (the predictions themselves do not depend on the order)
     trainer.args.train_sampling_strategy = "sequential"
+    trace.phase = "evaluate"
     out = trainer.predict(dev_ds)
     pred_ids = np.argmax(out.predictions, axis=-1)
     pred = []
@@ -265,6 +282,7 @@ def child_hf(spec: dict) -> dict:
         pred.append(tags + ["O"] * (len(s.tokens) - len(tags)))  # words cut by truncation count as O
     gold = [list(s.tags) for s in dev]
     return {
+        "rss_phases": trace.stop(),
         "loop_s": loop_s,
         "loop_cpu_s": loop_cpu_s,
         "lengths": counts["lengths"],
@@ -327,6 +345,7 @@ def summarise(name: str, runs: list[dict], words: int, dims: bc.EncoderDims, cei
         "padding": 1 - real / first["padded_tokens"],
         "batches": first["batches"],
         "peak_rss_mb": med("peak_rss_mb"),
+        "rss_phases": first["rss_phases"],
         "dev_f1": med("dev_f1"),
         "useful_gflops": rate,
         "ceiling_share": rate / ceil["bfloat16" if precision == "bf16" else "float32"],
@@ -422,7 +441,26 @@ def report(
         f"matmul weights, L = {dims.layers}, d = {dims.d_model} "
         f"(~{6 * dims.matmul_params / 1e6:.1f} MFLOP per token plus attention).",
     ]
-    return "\n\n".join([*header, table, pairs, LEGEND])
+    return "\n\n".join([*header, table, pairs, rss_phase_table(rows), LEGEND])
+
+
+RSS_PHASES = ("setup", "train", "evaluate", "save")
+
+
+def rss_phase_table(rows: list[dict]) -> str:
+    """Where each configuration's resident set peaks (first repeat): the highest RSS sampled (every 5 ms, in the
+    child) in each phase, and for training the step at which it was reached."""
+
+    def cell(r, phase):
+        p = r["rss_phases"].get(phase)
+        if p is None:
+            return "–"
+        at = f" (step {p['step']} of {r['batches']})" if phase == "train" and p["step"] else ""
+        return bc.fmt(p["peak_mib"], 0) + at
+
+    return "Peak RSS by phase (MiB, sampled every 5 ms inside the child):\n\n" + bc.markdown_table(
+        ["configuration", *RSS_PHASES], [[r["name"], *(cell(r, ph) for ph in RSS_PHASES)] for r in rows],
+        right=[False] + [True] * len(RSS_PHASES))
 
 
 def main_bench(args) -> None:

@@ -17,7 +17,10 @@ class LengthGroupedBatches:
 
     Training (``shuffle=True``): a seeded permutation is cut into mega-batches of ``50 * batch_size``, each
     sorted by length and cut into batches, and the batches are shuffled, so the order is random but the
-    padding small. Evaluation (``shuffle=False``): indices sorted by length, longest first. Call
+    padding small. Either way the batch holding the longest example then trades places with the first one: the
+    epoch's largest activations are allocated on a fresh heap, where they are reused by every later batch,
+    instead of on one fragmented by hundreds of steps (one bf16 epoch of CoNLL-2003: peak 2,752 -> 2,528 MiB,
+    docs/benchmarks.md), and a batch that does not fit in memory fails at step 1, not hours in. Evaluation (``shuffle=False``): indices sorted by length, longest first. Call
     :meth:`use_epoch` before each epoch for a new, reproducible order. (Not named ``set_epoch`` on purpose:
     accelerate calls ``set_epoch`` with its own iteration counter, which restarts at 0 in a resumed run.)
 
@@ -50,7 +53,7 @@ class LengthGroupedBatches:
         g = torch.Generator().manual_seed(self.seed + self.epoch)
         perm = torch.randperm(n, generator=g).tolist()
         if not self.group:
-            return [perm[i:i + bs] for i in range(0, n, bs)]
+            return self._longest_first([perm[i:i + bs] for i in range(0, n, bs)])
         batches = []
         step = bs * self.mega
         for m in range(0, n, step):
@@ -60,7 +63,14 @@ class LengthGroupedBatches:
         full = [b for b in batches if len(b) == bs]
         short = [b for b in batches if len(b) != bs]
         order = torch.randperm(len(full), generator=g).tolist()
-        return [full[i] for i in order] + short
+        return self._longest_first([full[i] for i in order] + short)
+
+    def _longest_first(self, batches: list[list[int]]) -> list[list[int]]:
+        """Swap the full batch with the longest example into first place (a short last batch stays last)."""
+        full = [b for b in range(len(batches)) if len(batches[b]) == len(batches[0])]
+        big = max(full, key=lambda b: max(self.lengths[i] for i in batches[b]), default=0)
+        batches[0], batches[big] = batches[big], batches[0]
+        return batches
 
     def __iter__(self):
         return iter(self._batches())

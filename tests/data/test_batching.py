@@ -19,6 +19,21 @@ def test_length_grouping_reduces_padding_and_covers_all():
     assert all(len(b) == 16 for b in gb[:-1])
 
 
+def test_the_longest_example_is_in_the_first_batch_and_a_short_batch_stays_last():
+    """Peak memory is allocated at step 1 on a fresh heap (and an out-of-memory batch fails at once)."""
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(5, 120, (1003,), generator=g).tolist()
+    lengths[517] = 200  # one outlier, wherever the shuffle puts it
+    for group in (True, False):
+        for epoch in range(3):
+            s = LengthGroupedBatches(lengths, 16, shuffle=True, seed=epoch, group=group)
+            s.use_epoch(epoch)
+            batches = list(s)
+            assert 517 in batches[0], (group, epoch)
+            assert len(batches[-1]) == 1003 % 16 and all(len(b) == 16 for b in batches[:-1])
+            assert sorted(i for b in batches for i in b) == list(range(1003))
+
+
 def test_order_is_seeded_per_epoch():
     s = LengthGroupedBatches(list(range(100)), 8, shuffle=True, seed=3)
     s.use_epoch(0)
