@@ -201,11 +201,14 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
     best_lr = choose_lrs(rows)
     best_dev = {r["setting"]: r["dev_f1"] for r in rows
                 if r.get("status") == "finished" and r["lr"] == best_lr.get(r["setting"])}
+    repeated = [s for s in settings
+                if repeat_min_dev_f1 is None or best_dev.get(s.slug, 0.0) >= repeat_min_dev_f1]
     for setting in settings:
-        if repeat_min_dev_f1 is not None and best_dev.get(setting.slug, 0.0) < repeat_min_dev_f1:
+        if setting not in repeated:
             print(f"{setting.slug}: best dev F1 {best_dev.get(setting.slug)} < {repeat_min_dev_f1}, "
                   f"not repeated with seeds {seeds[1:]}", file=sys.stderr, flush=True)
-            continue
+    total = len(plan) + len(repeated) * (len(seeds) - 1)  # the progress count, now that the grid is known
+    for setting in repeated:
         for seed in seeds[1:]:
             rows.append(run_one(setting, best_lr.get(setting.slug, lr_grid[0]), seed))
     write_results(rows, best_lr, out)
