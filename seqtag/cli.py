@@ -110,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--lrs", nargs="+", type=float, help="learning rates: each setting is run at each")
     w.add_argument("--out", required=True, help="sweep directory (runs, results.md, results.csv, plots)")
     w.add_argument("--repeat-min-dev-f1", type=float, metavar="F1",
-                   help="run the other seeds only for settings whose best grid dev F1 (0-1) reaches F1")
+                   help="run the other seeds only for settings whose best grid dev F1 reaches F1 "
+                        "(in the runs' own units: 0-1 for NER entity F1, 0-100 for QA F1)")
     return p
 
 

@@ -20,7 +20,8 @@ class LengthGroupedBatches:
     padding small. Either way the batch holding the longest example then trades places with the first one: the
     epoch's largest activations are allocated on a fresh heap, where they are reused by every later batch,
     instead of on one fragmented by hundreds of steps (one bf16 epoch of CoNLL-2003: peak 2,752 -> 2,528 MiB,
-    docs/benchmarks.md), and a batch that does not fit in memory fails at step 1, not hours in. Evaluation (``shuffle=False``): indices sorted by length, longest first. Call
+    docs/benchmarks.md finding 9), and a batch that does not fit in memory fails at step 1, not hours in.
+    Evaluation (``shuffle=False``): indices sorted by length, longest first. Call
     :meth:`use_epoch` before each epoch for a new, reproducible order. (Not named ``set_epoch`` on purpose:
     accelerate calls ``set_epoch`` with its own iteration counter, which restarts at 0 in a resumed run.)
 
