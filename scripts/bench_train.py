@@ -94,10 +94,13 @@ def _instrument_seqtag(marks: dict, on_step=None, on_loop_end=None, trace=None) 
     """Wrap the NER task's ``loss_step`` and ``evaluate`` (seqtag's modules stay as they are) to time the loop,
     count real and padded tokens of every training batch and name the phase for the memory trace."""
     import time as _time
+    from types import SimpleNamespace
 
     from torch.profiler import record_function
 
     import seqtag.tasks as tasks
+
+    trace = trace if trace is not None else SimpleNamespace()  # phase and step go nowhere without a trace
 
     original = tasks.setup_task
     marks.update(lengths=[], padded=0, steps=0)
@@ -106,16 +109,14 @@ def _instrument_seqtag(marks: dict, on_step=None, on_loop_end=None, trace=None) 
         ts = original(cfg, tokenizer, accelerator)
         marks["loop_start"] = _time.perf_counter()
         marks["loop_start_cpu"] = _time.process_time()
-        if trace is not None:
-            trace.phase = "train"
+        trace.phase = "train"
         loss_step, evaluate = ts.loss_step, ts.evaluate
 
         def counted_loss_step(model, batch, loss):
             if on_step is not None:
                 on_step(marks["steps"])
             marks["steps"] += 1
-            if trace is not None:
-                trace.step = marks["steps"]
+            trace.step = marks["steps"]
             marks["lengths"].extend(batch["attention_mask"].sum(1).tolist())
             marks["padded"] += batch["attention_mask"].numel()
             with record_function("seqtag.forward_and_loss"):  # a named scope for --profile; free otherwise
@@ -127,13 +128,11 @@ def _instrument_seqtag(marks: dict, on_step=None, on_loop_end=None, trace=None) 
                 marks["loop_end_cpu"] = _time.process_time()
                 if on_loop_end is not None:
                     on_loop_end()
-            if trace is not None:
-                trace.phase = "evaluate"
+            trace.phase = "evaluate"
             try:
                 return evaluate(*args, **kwargs)
             finally:
-                if trace is not None:
-                    trace.phase = "save"  # after the epoch's evaluation: model, checkpoint, metrics
+                trace.phase = "save"  # after the epoch's evaluation: model, checkpoint, metrics
 
         ts.loss_step, ts.evaluate = counted_loss_step, timed_evaluate
         return ts

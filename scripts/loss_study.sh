@@ -9,9 +9,8 @@
 # README (first 3,000 training sentences, grid 2e-4/4e-4, ~2 min per run):
 #   CONFIG=configs/conll2003_local.yaml OUT=runs/study-conll2003 LRS="2e-4 4e-4" EXTRA=data.max_train_examples=3000 \
 #       REPEAT_MIN_DEV_F1=0.5 PHASE=2 bash scripts/loss_study.sh
-# Each run is about 70 s on 2 quiet
-# cores (2 epochs of WNUT-17's 3,394 sentences, bf16); the full protocol is 12 settings x 3 rates + 24 seeds,
-# about 70 minutes. Finished runs are skipped, so either phase can be stopped and started again. Results: $OUT/results.md,
+# On WNUT-17 (the defaults) each run is about 70 s on 2 quiet cores (2 epochs of 3,394 sentences, bf16); the full
+# protocol is 12 settings x 3 rates + 24 seeds, about 70 minutes. Finished runs are skipped, so either phase can be stopped and started again. Results: $OUT/results.md,
 # results.csv, f1_by_loss.png, dev_f1_per_epoch.png, dynamics.png.
 set -euo pipefail
 OUT=${OUT:-runs/study-wnut17}

@@ -198,14 +198,13 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
 
     for setting, lr, seed in plan:
         rows.append(run_one(setting, lr, seed))
-    best_lr = choose_lrs(rows)
-    best_dev = {r["setting"]: r["dev_f1"] for r in rows
-                if r.get("status") == "finished" and r["lr"] == best_lr.get(r["setting"])}
+    best = _best_on_grid(rows)
+    best_lr = {k: lr for k, (_, lr) in best.items()}
     repeated = [s for s in settings
-                if repeat_min_dev_f1 is None or best_dev.get(s.slug, 0.0) >= repeat_min_dev_f1]
+                if repeat_min_dev_f1 is None or best.get(s.slug, (0.0,))[0] >= repeat_min_dev_f1]
     for setting in settings:
         if setting not in repeated:
-            print(f"{setting.slug}: best dev F1 {best_dev.get(setting.slug)} < {repeat_min_dev_f1}, "
+            print(f"{setting.slug}: best dev F1 {best.get(setting.slug, (None,))[0]} < {repeat_min_dev_f1}, "
                   f"not repeated with seeds {seeds[1:]}", file=sys.stderr, flush=True)
     total = len(plan) + len(repeated) * (len(seeds) - 1)  # the progress count, now that the grid is known
     for setting in repeated:
@@ -222,13 +221,18 @@ def choose_lrs(rows: Sequence[dict]) -> dict[str, float | None]:
     ...             {"setting": "ce", "lr": 2e-4, "dev_f1": 0.4, "status": "finished"}])
     {'ce': 0.0002}
     """
+    return {k: lr for k, (_, lr) in _best_on_grid(rows).items()}
+
+
+def _best_on_grid(rows: Sequence[dict]) -> dict[str, tuple[float, float | None]]:
+    """Per setting, (best dev F1, its learning rate) over the finished runs."""
     best: dict[str, tuple[float, float | None]] = {}
     for r in rows:
         if r.get("status") != "finished" or r.get("dev_f1") is None:
             continue
         if r["setting"] not in best or r["dev_f1"] > best[r["setting"]][0]:
             best[r["setting"]] = (r["dev_f1"], r["lr"])
-    return {k: v[1] for k, v in best.items()}
+    return best
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
