@@ -1,6 +1,8 @@
 """The ``seqtag`` command line. Each subcommand parses its arguments, calls one library function, prints.
 
-User errors (:class:`~seqtag.errors.SeqtagError`) print one paragraph and exit 2, never a traceback.
+User errors (:class:`~seqtag.errors.SeqtagError`) print one paragraph and exit 2, never a traceback; an
+interruption (Ctrl-C, SIGTERM) exits 130 or 143. seqtag modules are imported inside the command functions, not
+at the top of this file: they import torch and transformers, and ``seqtag --help`` should answer at once.
 """
 
 from __future__ import annotations
@@ -15,122 +17,166 @@ import textwrap
 import threading
 from pathlib import Path
 
-from seqtag.errors import SeqtagError
+from seqtag import __version__
+from seqtag.errors import Interrupted, SeqtagError
+
+BUNDLED = "seqtag/data/bundled/wnut17"  # WNUT-17 ships with seqtag: examples that run in a fresh clone use it
 
 EXAMPLES = {
+    "seqtag": f"""\
+        examples:
+          seqtag train configs/quickstart.yaml                  # MiniLM on the bundled WNUT-17, offline
+          seqtag validate configs/quickstart.yaml loss.name=focal loss.gamma=2
+          seqtag evaluate runs/quickstart --data {BUNDLED}/test.txt
+          seqtag predict runs/quickstart --text "Barack Obama visited Paris."
+          seqtag stats {BUNDLED}/train.txt
+          seqtag push runs/quickstart --repo-id your-user/minilm-wnut17
+
+        every command has --help with examples; the config reference is docs/config.md""",
     "train": """\
         examples:
           seqtag train configs/quickstart.yaml
-          seqtag train configs/wnut17_local.yaml loss.name=focal loss.gamma=1 train.learning_rate=2e-4
+          seqtag train configs/quickstart.yaml loss.name=focal loss.gamma=2 train.learning_rate=2e-4
+          seqtag train configs/quickstart.yaml data.train=my_train.conll data.dev=my_dev.conll data.test=null
           accelerate launch --multi_gpu --num_processes 2 -m seqtag train configs/quickstart.yaml
           seqtag train runs/quickstart/seqtag_config.yaml train.resume=true   # continue an interrupted run""",
     "validate": """\
         example:
-          seqtag validate configs/conll2003_local.yaml train.epochs=5""",
-    "evaluate": """\
-        example:
-          seqtag evaluate runs/quickstart --data ../shared/data/wnut17/test.txt --output test_metrics.json""",
-    "predict": """\
+          seqtag validate configs/quickstart.yaml train.epochs=5 loss.name=focal""",
+    "evaluate": f"""\
         examples:
+          seqtag evaluate runs/quickstart --data {BUNDLED}/test.txt --output test_metrics.json
+          seqtag evaluate runs/quickstart --data my_test.conll data.unseen_labels=map_to_o --predictions out.txt""",
+    "predict": f"""\
+        examples:
+          seqtag predict runs/quickstart --text "Barack Obama visited Paris."
           seqtag predict runs/quickstart --input texts.txt --output entities.jsonl
-          seqtag predict runs/quickstart --input test.conll --input-format conll --output tagged.conll --output-format conll
-          seqtag predict runs/squad --question "Who wrote it?" --context "It was written by Ada."   # QA runs""",
-    "stats": """\
+          seqtag predict runs/quickstart --input {BUNDLED}/test.txt --input-format conll --output-format conll
+          seqtag predict runs/squad --question "Who wrote it?" --context "It was written by Ada."   # QA runs
+
+        NER output (JSON Lines, one object per input line, in input order):
+          {{"line": 1, "text": "...", "words": [...], "tags": [...], "scores": [...],
+           "entities": [{{"type": "PER", "text": "Barack Obama", "start": 0, "end": 12, "start_token": 0,
+                         "end_token": 2, "score": 0.98}}]}}
+          words come from the model's own pre-tokenizer (for raw text); start/end are character offsets into
+          text (end exclusive, text[start:end] == entity text); start_token/end_token index words; scores and
+          an entity's score are probabilities (an entity's: the mean over its words). "text" and the offsets
+          are present for --input-format text only.
+        QA output: {{"id"?, "question", "answer", "score", "start", "end"}} (offsets into the context).""",
+    "stats": f"""\
         example:
-          seqtag stats ../shared/data/wnut17/train.txt""",
+          seqtag stats {BUNDLED}/train.txt
+          seqtag stats my_data.jsonl --json""",
     "push": """\
         example:
-          HF_TOKEN=hf_... seqtag push runs/quickstart --repo-id my-user/minilm-wnut17 --private""",
+          HF_TOKEN=hf_... seqtag push runs/quickstart --repo-id your-user/minilm-wnut17 --private""",
     "sweep": """\
         example:
-          seqtag sweep configs/quickstart.yaml --losses cross_entropy focal:gamma=1 lstar:k=0.5 --seeds 1 2 3 \\
-              --out runs/sweep-wnut17""",
+          seqtag sweep configs/quickstart.yaml --losses cross_entropy focal:gamma=1 focal:gamma=2 \\
+              lstar_logodds:k=2 --seeds 1 2 3 --lrs 1e-4 2e-4 --out runs/sweep-wnut17""",
 }
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="seqtag", description="Fine-tune and use BERT token classifiers for "
-                                "imbalanced NER and extractive QA.")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p = argparse.ArgumentParser(
+        prog="seqtag", description="Fine-tune and use BERT token classifiers for imbalanced NER and extractive QA.",
+        epilog=textwrap.dedent(EXAMPLES["seqtag"]), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"seqtag {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks for system errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, epilog=textwrap.dedent(EXAMPLES[name]),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    t = add("train", "Train a model as a YAML config says (key=value overrides allowed).")
-    t.add_argument("config")
-    t.add_argument("overrides", nargs="*", metavar="key=value")
+    def config_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("config", help="a YAML config (the shipped ones are in configs/)")
+        parser.add_argument("overrides", nargs="*", metavar="key=value",
+                            help="override config keys, e.g. train.epochs=5 loss.name=focal (docs/config.md)")
 
-    v = add("validate", "Load and validate a config (and overrides) without touching data or models.")
-    v.add_argument("config")
-    v.add_argument("overrides", nargs="*", metavar="key=value")
+    t = add("train", "Train a model as a YAML config says (key=value overrides allowed).")
+    config_args(t)
+
+    v = add("validate", "Load and validate a config (and overrides); print it resolved, defaults filled in.")
+    config_args(v)
 
     e = add("evaluate", "Score a finished run on a labelled file; print the report and write metrics JSON.")
-    e.add_argument("run_dir")
+    e.add_argument("run_dir", help="the output_dir of a finished `seqtag train`")
+    e.add_argument("overrides", nargs="*", metavar="data.key=value",
+                   help="change how the file is read, e.g. data.unseen_labels=map_to_o data.scheme=IOB1")
     e.add_argument("--data", required=True, help="CoNLL/JSONL file (NER) or SQuAD JSON/zip/JSONL (QA)")
-    e.add_argument("--output", help="metrics JSON to write (default: print only)")
+    e.add_argument("--output", help="write the scores here as JSON (fractions; default: print only)")
     e.add_argument("--predictions", help="QA: write {id: answer} here; NER: word, gold and predicted tag per line "
                    "(conlleval's input format)")
-    e.add_argument("--batch-size", type=int)
+    e.add_argument("--batch-size", type=int, help="most windows per batch (default: the run's eval_batch_size)")
+    e.add_argument("--max-tokens", type=int, default=4096, help="most padded subword tokens per batch")
 
     pr = add("predict", "Tag text (NER) or answer questions (QA) with a finished run.")
-    pr.add_argument("run_dir")
-    pr.add_argument("--input", help="input file (text: one text per line; or --input-format conll/jsonl)")
-    pr.add_argument("--output", help="output file (default: standard output)")
-    pr.add_argument("--input-format", choices=["text", "conll", "jsonl"], default="text")
-    pr.add_argument("--output-format", choices=["jsonl", "conll"], default="jsonl")
+    pr.add_argument("run_dir", help="the output_dir of a finished `seqtag train`")
+    pr.add_argument("--input", help="NER: text file, one text per line (or --input-format conll/jsonl); QA: JSON "
+                    "Lines of {\"question\", \"context\", \"id\"?}")
+    pr.add_argument("--output", help="output file, written atomically (default: standard output)")
+    pr.add_argument("--input-format", choices=["text", "conll", "jsonl"], default="text",
+                    help="NER: raw text lines (default), or pre-tokenised CoNLL columns / JSONL {\"tokens\": [...]}")
+    pr.add_argument("--output-format", choices=["jsonl", "conll"], default="jsonl",
+                    help="NER: JSON Lines (default, see below) or CoNLL columns (word TAB tag)")
     pr.add_argument("--text", help="NER: tag this one text")
     pr.add_argument("--question", help="QA: the question")
     pr.add_argument("--context", help="QA: the context")
-    pr.add_argument("--batch-size", type=int, default=64, help="most texts (windows) per batch")
+    pr.add_argument("--batch-size", type=int, default=64, help="most windows per batch")
     pr.add_argument("--max-tokens", type=int, default=4096,
                     help="most padded subword tokens per batch: bounds peak memory on long texts")
     pr.add_argument("--bf16", action="store_true", help="bf16 autocast (faster on CPUs with bf16 support)")
 
     s = add("stats", "Describe a labelled file: label shares, O share, entity lengths, inverse-frequency weights.")
-    s.add_argument("file")
-    s.add_argument("--token-column", type=int, default=0)
-    s.add_argument("--tag-column", type=int, default=-1)
+    s.add_argument("file", help="CoNLL columns, or JSON Lines with tokens and tags")
+    s.add_argument("--token-column", type=int, default=0, help="CoNLL: column of the word (default 0)")
+    s.add_argument("--tag-column", type=int, default=-1, help="CoNLL: column of the tag (default -1, the last)")
     s.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     h = add("push", "Upload a finished run to the Hugging Face Hub with a generated model card.")
-    h.add_argument("run_dir")
-    h.add_argument("--repo-id", required=True, help="namespace/name")
-    h.add_argument("--private", action="store_true")
+    h.add_argument("run_dir", help="the output_dir of a finished `seqtag train`")
+    h.add_argument("--repo-id", required=True, help="namespace/name of the model repository (created if missing)")
+    h.add_argument("--private", action="store_true", help="create the repository as private")
     h.add_argument("--revision", help="branch to push to (created if missing)")
-    h.add_argument("--commit-message")
+    h.add_argument("--commit-message", help="default: 'Upload seqtag run RUN_NAME'")
 
-    w = add("sweep", "Train one config once per (loss setting, seed); write a table and plots of the results.")
-    w.add_argument("config")
-    w.add_argument("overrides", nargs="*", metavar="key=value")
+    w = add("sweep", "Train one config once per (loss setting, learning rate, seed); write tables and plots.")
+    config_args(w)
     w.add_argument("--losses", nargs="+", required=True,
-                   help="loss settings: NAME or NAME:param=value,param=value (e.g. focal:gamma=2)")
-    w.add_argument("--seeds", nargs="+", type=int, default=[42])
+                   help="loss settings: NAME or NAME:param=value,param=value (e.g. focal:gamma=2), or "
+                        "LABEL=NAME:params to name a setting")
+    w.add_argument("--seeds", nargs="+", type=int, default=[42], help="seeds: the first runs the grid, the others "
+                   "run at each setting's best learning rate")
     w.add_argument("--lrs", nargs="+", type=float, help="learning rates: each setting is run at each")
     w.add_argument("--out", required=True, help="sweep directory (runs, results.md, results.csv, plots)")
     w.add_argument("--repeat-min-dev-f1", type=float, metavar="F1",
-                   help="run the other seeds only for settings whose best grid dev F1 reaches F1 "
-                        "(in the runs' own units: 0-1 for NER entity F1, 0-100 for QA F1)")
+                   help="run the other seeds only for settings whose best grid dev F1 reaches F1 (a fraction, "
+                        "0-1, for NER and QA alike)")
     return p
-
-
-def cmd_train(args) -> int:
-    from seqtag.config import load_config
-    from seqtag.train import train
-
-    cfg = load_config(args.config, args.overrides)
-    run_dir = train(cfg)
-    if _is_main_process():
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-        _print_metrics(metrics, cfg.task)
-        print(f"run directory: {run_dir}")
-    return 0
 
 
 def _is_main_process() -> bool:
     """False in the non-zero ranks of ``accelerate launch`` / ``torchrun``: they neither print nor write."""
     return os.environ.get("RANK", "0") == "0"
+
+
+def cmd_train(args) -> int:
+    from seqtag.config import load_config
+    from seqtag.hub import check_repo_id, push_run
+    from seqtag.runs import read_metrics
+    from seqtag.train import train
+
+    cfg = load_config(args.config, args.overrides)
+    if cfg.hub.repo_id:
+        check_repo_id(cfg.hub.repo_id)  # before training, not after it
+    run_dir = train(cfg)
+    if _is_main_process():
+        _print_metrics({split: m.to_dict() for split, m in read_metrics(run_dir).items()})
+        print(f"run directory: {run_dir}")
+        if cfg.hub.repo_id:
+            print(f"pushed to {push_run(run_dir, cfg.hub.repo_id, private=cfg.hub.private)}")
+    return 0
 
 
 def cmd_validate(args) -> int:
@@ -142,31 +188,40 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def _print_metrics(metrics: dict, task: str) -> None:
+def _print_metrics(metrics: dict) -> None:
     from seqtag.metrics import format_report
 
     for split, m in metrics.items():
         print(f"== {split}")
-        print(format_report(m) if task == "ner" else f"exact match {m['exact_match']:.2f}  F1 {m['f1']:.2f}")
+        if "exact_match" in m:
+            print(f"exact match {100 * m['exact_match']:.2f} %  F1 {100 * m['f1']:.2f} %")
+        else:
+            print(format_report(m))
+
+
+def _check_writable(*paths: str | None) -> None:
+    """Fail before the work when an output's directory does not exist."""
+    for path in paths:
+        if path and not Path(path).resolve().parent.is_dir():
+            raise SeqtagError(f"cannot write {path}: the directory {Path(path).parent} does not exist; create it first")
 
 
 def cmd_evaluate(args) -> int:
     from seqtag.evaluate import evaluate_run
-    from seqtag.runs import write_json_atomic
+    from seqtag.runs import write_json_atomic, write_metrics, write_text_atomic
 
-    report, predictions = evaluate_run(args.run_dir, args.data, args.batch_size)
+    _check_writable(args.output, args.predictions)
+    result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides)
     if not _is_main_process():
         return 0
-    _print_metrics({args.data: report}, "qa" if "exact_match" in report else "ner")
+    _print_metrics({args.data: result.scores.to_dict()})
     if args.output:
-        write_json_atomic(Path(args.output), report)
+        write_metrics(Path(args.output), {args.data: result.scores})
     if args.predictions:
-        from seqtag.runs import write_text_atomic
-
-        if isinstance(predictions, dict):  # QA: {id: answer}
-            write_json_atomic(Path(args.predictions), predictions)
+        if isinstance(result.predictions, dict):  # QA: {id: answer}
+            write_json_atomic(Path(args.predictions), result.predictions)
         else:  # NER: word, gold tag, predicted tag: the input format of conlleval
-            lines = [f"{w} {g} {p}" if p is not None else "" for w, g, p in predictions]
+            lines = [f"{w} {g} {p}" if p is not None else "" for w, g, p in result.predictions]
             write_text_atomic(Path(args.predictions), "\n".join(lines) + "\n")
     return 0
 
@@ -176,44 +231,85 @@ def cmd_predict(args) -> int:
     from seqtag.runs import CONFIG_FILE, require_finished_run
 
     run_dir = require_finished_run(args.run_dir)
-    task = load_config(run_dir / CONFIG_FILE).task
-    if task == "qa":
-        from seqtag.tasks.qa import predict_cli
-
-        return predict_cli(run_dir, args)
+    if args.text is not None and args.input:
+        raise SeqtagError("give --text or --input, not both")
+    if args.input and not Path(args.input).is_file():  # before the model is loaded
+        what = "is a directory" if Path(args.input).is_dir() else "does not exist"
+        raise SeqtagError(f"--input {args.input} {what}; give a file")
+    _check_writable(args.output)
+    if load_config(run_dir / CONFIG_FILE).task == "qa":
+        return _predict_qa(run_dir, args)
     if args.question or args.context:
         raise SeqtagError(f"{run_dir} is an NER run; --question/--context are for QA runs. Use --text or --input")
     from seqtag.predict import load_tagger, read_records, split_words
 
     if args.text is None and not args.input:
         raise SeqtagError("give --text TEXT or --input FILE (see seqtag predict --help)")
-    if args.text is None and not Path(args.input).is_file():  # before the model is loaded
-        raise SeqtagError(f"--input {args.input} does not exist")
     tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16, max_tokens=args.max_tokens)
     if args.text is not None:
         words, offsets = split_words(args.text, tagger.tokenizer)
         records = [{"text": args.text, "words": words, "offsets": offsets}]
     else:
         records = read_records(args.input, args.input_format, tagger.tokenizer)
-    return _write_predictions(tagger, records, args)
+    from seqtag.predict import format_record, predict_stream
+
+    return _write_lines(args.output, (format_record(rec, args.output_format) for rec in predict_stream(tagger, records)))
 
 
-def _write_predictions(tagger, records, args) -> int:
+def _predict_qa(run_dir: Path, args) -> int:
+    """``seqtag predict`` for a QA run: ``--question/--context`` prints one JSON answer; ``--input`` JSONL of
+    ``{id?, question, context}`` gives one JSON line per record."""
+    from seqtag.accel import make_accelerator
+    from seqtag.data.squad import read_question_records
+    from seqtag.inference import load_finished_run
+    from seqtag.predict import chunks
+    from seqtag.tasks.qa import answer_questions
+
+    if args.text is not None:
+        raise SeqtagError(f"{run_dir} is a QA run; --text is for NER runs. Use --question and --context, or --input")
+    if args.input_format != "text" or args.output_format != "jsonl":
+        raise SeqtagError("--input-format and --output-format are for NER runs; a QA run reads JSON Lines of "
+                          '{"question", "context"} and writes JSON Lines')
+    single = args.question is not None or args.context is not None
+    if single and (args.question is None or args.context is None):
+        raise SeqtagError("give both --question and --context (or --input FILE with one JSON object per line)")
+    if single and args.input:
+        raise SeqtagError("give --question/--context or --input, not both")
+    if not single and not args.input:
+        raise SeqtagError("give --question and --context, or --input FILE (JSONL with question and context)")
+    run = load_finished_run(run_dir)
+    accelerator = make_accelerator("bf16" if args.bf16 else "no")
+    model = accelerator.prepare(run.model)
+    records = [{"question": args.question, "context": args.context}] if single else read_question_records(args.input)
+
+    def results():
+        for chunk in chunks(records, 256):
+            for rec, ans in zip(chunk, answer_questions(model, run.tokenizer, chunk, run.cfg, accelerator,
+                                                        args.batch_size, args.max_tokens), strict=True):
+                yield json.dumps({**({"id": rec["id"]} if "id" in rec else {}),
+                                  **({} if single else {"question": rec["question"]}), **ans},
+                                 ensure_ascii=False) + "\n"
+
+    return _write_lines(args.output, results())
+
+
+def _write_lines(output: str | None, lines) -> int:
+    """Write text records to ``output`` atomically (never half-written) with a progress count, or to stdout."""
+    if not output:
+        for line in lines:
+            sys.stdout.write(line)
+        return 0
     from tqdm.auto import tqdm
 
-    from seqtag.predict import predict_stream, write_record
-
-    if not args.output:
-        for rec in predict_stream(tagger, records):
-            write_record(sys.stdout, rec, args.output_format)
-        return 0
     from seqtag.runs import atomic_output
 
-    with atomic_output(args.output) as f, tqdm(desc="predicting", unit=" lines", smoothing=0.1) as bar:
-        for rec in predict_stream(tagger, records):
-            write_record(f, rec, args.output_format)
+    n = 0
+    with atomic_output(output) as f, tqdm(desc="predicting", unit=" records", smoothing=0.1) as bar:
+        for line in lines:
+            f.write(line)
+            n += 1
             bar.update(1)
-    print(f"wrote {args.output}", file=sys.stderr)
+    print(f"wrote {n} records to {output}", file=sys.stderr)
     return 0
 
 
@@ -222,7 +318,8 @@ def cmd_stats(args) -> int:
     from seqtag.stats import format_stats, label_stats
 
     if not Path(args.file).is_file():
-        raise SeqtagError(f"{args.file} does not exist")
+        raise SeqtagError(f"{args.file} {'is a directory' if Path(args.file).is_dir() else 'does not exist'}; give a "
+                          "labelled file")
     kw = {} if args.file.endswith((".json", ".jsonl")) else {"token_column": args.token_column,
                                                               "tag_column": args.tag_column}
     sents = read_sentences(args.file, **kw)
@@ -253,8 +350,19 @@ COMMANDS = {"train": cmd_train, "validate": cmd_validate, "evaluate": cmd_evalua
             "stats": cmd_stats, "push": cmd_push, "sweep": cmd_sweep}
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, unwound like Ctrl-C (partial outputs are removed; training saves a checkpoint)."""
+
+
 def _sigterm_as_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # unwinds like Ctrl-C, so partial outputs are removed (training saves a checkpoint)
+    raise _Terminated
+
+
+def _exit_code(e: BaseException) -> int:
+    """130 for SIGINT, 143 for SIGTERM (128 + the signal number), as shells report them."""
+    if isinstance(e, Interrupted):
+        return 128 + e.signum
+    return 128 + (signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,14 +379,19 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt) if in_main_thread else None
     try:
         return COMMANDS[args.command](args)
+    except Interrupted as e:
+        print(f"seqtag {args.command}: {e}", file=sys.stderr)
+        return _exit_code(e)
     except SeqtagError as e:
-        from seqtag.train import Interrupted
-
         print(f"seqtag {args.command}: error: {e}", file=sys.stderr)
-        return 130 if isinstance(e, Interrupted) else 2
-    except KeyboardInterrupt:
+        return 2
+    except KeyboardInterrupt as e:
         print(f"seqtag {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _exit_code(e)
+    except BrokenPipeError:  # `seqtag stats FILE | head`: the reader has gone, which is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 0
     except OSError as e:  # disk full, permissions: the user's to fix, so no traceback (-v shows it)
         if args.verbose:
             raise

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from seqtag.errors import ConfigError
+from seqtag.losses import validate_loss_params
 
 TASKS = ("ner", "qa")
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -208,8 +209,6 @@ def _build(cls: type, raw: dict, prefix: str) -> Any:
 
 
 def _build_loss(raw: dict) -> LossConfig:
-    from seqtag.losses import validate_loss_params
-
     raw = dict(raw)
     name = raw.pop("name", "cross_entropy")
     params = dict(raw.pop("params", {}) or {})

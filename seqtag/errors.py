@@ -31,3 +31,15 @@ def where(path: object, line: int | None = None) -> str:
     'train.txt:12'
     """
     return f"{path}:{line}" if line is not None else f"{path}"
+
+
+class TrainingStopped(SeqtagError):
+    """Training stopped on purpose (non-finite loss); the last good checkpoint is kept."""
+
+
+class Interrupted(SeqtagError):
+    """SIGINT/SIGTERM during training: a resumable checkpoint was saved. ``signum`` is the signal (2 or 15)."""
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.signum = signum

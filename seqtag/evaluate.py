@@ -1,69 +1,90 @@
-"""Evaluating a finished run on a data file, with exactly the code path training used for its metrics."""
+"""Evaluating a finished run on a labelled file, NER or QA, with exactly the code path training used for its
+metrics (the same readers, tag handling, windows, batching and precision)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-import torch
+from seqtag.accel import inference_precision, make_accelerator
+from seqtag.config import apply_overrides
+from seqtag.data.ner import detect_source_scheme, settle_tags, tokenize_ner
+from seqtag.data.ner import read_split as read_ner_split
+from seqtag.data.qa_windows import prepare_features
+from seqtag.data.squad import check_answered, read_qa, squad_articles
+from seqtag.errors import ConfigError, DataError
+from seqtag.inference import DEFAULT_MAX_TOKENS, FinishedRun, load_finished_run
+from seqtag.runs import SplitScores
+from seqtag.tasks.ner import evaluate_sentences
+from seqtag.tasks.qa import evaluate_examples
 
-from seqtag.errors import SeqtagError
+
+@dataclass
+class Evaluation:
+    scores: SplitScores
+    # NER: (word, gold tag, predicted tag) rows with ("", "", None) between sentences (conlleval's input);
+    # QA: {question id: predicted answer}
+    predictions: Any
 
 
-def evaluate_run(run_dir: str | Path, data_path: str, batch_size: int | None = None) -> tuple[dict, list]:
-    """Score a finished run on ``data_path`` (read with the run's data settings).
+def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | None = None,
+                 max_tokens: int = DEFAULT_MAX_TOKENS, overrides: Sequence[str] = ()) -> Evaluation:
+    """Score a finished run on ``data_path``, read with the run's data settings (``data.*`` ``overrides`` may
+    change them, e.g. ``data.unseen_labels=map_to_o``).
 
-    NER returns ``(report, rows)`` with rows ``(word, gold, predicted)`` and ``("", "", None)`` between sentences; QA returns ``({"exact_match", "f1"}, predictions)``.
     Works under ``accelerate launch``: every example is scored exactly once whatever the process count.
     """
-    from seqtag.config import load_config
-    from seqtag.runs import CONFIG_FILE, INFO_FILE, read_json, require_finished_run
-    from seqtag.train import make_accelerator
-
-    run_dir = require_finished_run(run_dir)
+    bad = [o for o in overrides if not o.strip().startswith("data.")]
+    if bad:
+        raise ConfigError(f"evaluate takes data.* overrides only (the model is the run's), got {bad[0]!r}")
     if not Path(data_path).is_file():
-        raise SeqtagError(f"--data {data_path} does not exist; give a labelled file (CoNLL columns or JSON Lines for "
-                          f"NER, SQuAD JSON/zip or JSON Lines for QA)")
-    cfg = load_config(run_dir / CONFIG_FILE)
-    info = read_json(run_dir / INFO_FILE)
-    # the training run's precision: the same code path and numerics as the metrics training wrote
-    accelerator = make_accelerator(cfg.train.mixed_precision if torch.cuda.is_available() or
-                                   cfg.train.mixed_precision != "fp16" else "no", 1)
-    batch_size = batch_size or cfg.train.eval_batch_size
-    if cfg.task == "qa":
-        from seqtag.tasks.qa import evaluate_file
+        what = "is a directory" if Path(data_path).is_dir() else "does not exist"
+        raise DataError(f"--data {data_path} {what}; give a labelled file (CoNLL columns or JSON Lines for NER, "
+                        "SQuAD JSON/zip or JSON Lines for QA)")
+    run = load_finished_run(run_dir)
+    if overrides:
+        run = replace(run, cfg=apply_overrides(run.cfg, list(overrides)))
+    accelerator = make_accelerator(inference_precision(run.cfg.train.mixed_precision))
+    batch_size = batch_size or run.cfg.train.eval_batch_size
+    model = accelerator.prepare(run.model)
+    if run.cfg.task == "qa":
+        return _evaluate_qa(run, model, Path(data_path), accelerator, batch_size, max_tokens)
+    return _evaluate_ner(run, model, str(data_path), accelerator, batch_size, max_tokens)
 
-        return evaluate_file(run_dir, cfg, data_path, accelerator, batch_size)
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from seqtag.data import schemes
-    from seqtag.data.conll import validate_sentences
-    from seqtag.data.ner import _map_unseen, read_split, tokenize_ner
-    from seqtag.tasks.ner import evaluate_sentences
-
-    data = replace(cfg.data, format="auto" if cfg.data.format == "hub" else cfg.data.format, dev=data_path)
-    sentences = read_split(data, "dev")
+def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_size: int,
+                  max_tokens: int) -> Evaluation:
+    data = replace(run.cfg.data, format="auto" if run.cfg.data.format == "hub" else run.cfg.data.format,
+                   dev=data_path)
+    sentences = read_ner_split(data, "dev")
     if any(s.tags is None for s in sentences):
-        raise SeqtagError(f"{data_path} has no tag column; evaluation needs gold tags (use `seqtag predict` to tag)")
-    source = info.get("source_scheme") or cfg.data.scheme
+        raise DataError(f"{data_path} has no tag column; evaluation needs gold tags (use `seqtag predict` to tag)")
+    known = {lab.split("-", 1)[1] for lab in run.labels if lab != "O"}
+    source = run.info.source_scheme or data.scheme
     if source == "auto":
-        source = schemes.detect_scheme([s.tags for s in sentences])
-    sentences, _ = validate_sentences(sentences, source, on_invalid=cfg.data.on_invalid)
-    if source != cfg.data.train_scheme:
-        sentences = [replace(s, tags=tuple(schemes.convert(list(s.tags), source, cfg.data.train_scheme)))
-                     for s in sentences]
-    model = AutoModelForTokenClassification.from_pretrained(str(run_dir), use_safetensors=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(run_dir), use_fast=True)
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    known = {lab.split("-", 1)[1] for lab in labels if lab != "O"}
-    sentences, _ = _map_unseen(sentences, known, "evaluation", cfg.data.unseen_labels)
+        source = detect_source_scheme(sentences)
+    sentences, _, _ = settle_tags(sentences, "evaluation", source, data, known)
     with accelerator.main_process_first():
-        features = tokenize_ner(sentences, tokenizer, labels, cfg.data)
-    model = accelerator.prepare(model)
-    report, pred = evaluate_sentences(model, tokenizer, features, sentences, labels, cfg.data.train_scheme,
-                                      accelerator, batch_size)
-    rows = []
+        features = tokenize_ner(sentences, run.tokenizer, run.labels, data)
+    report, pred = evaluate_sentences(model, run.tokenizer, features, sentences, run.labels, data.train_scheme,
+                                      accelerator, batch_size, max_tokens)
+    rows: list = []
     for s, p in zip(sentences, pred, strict=True):
         rows.extend(zip(s.tokens, s.tags, p, strict=True))
         rows.append(("", "", None))
-    return report, rows
+    return Evaluation(SplitScores.from_dict(report), rows)
+
+
+def _evaluate_qa(run: FinishedRun, model, path: Path, accelerator, batch_size: int, max_tokens: int) -> Evaluation:
+    data = run.cfg.data
+    examples = read_qa(path)
+    articles = squad_articles(path) if path.suffix.lower() in (".json", ".zip") else None
+    check_answered(examples, path)
+    with accelerator.main_process_first():
+        features = prepare_features(examples, run.tokenizer, data.max_length, data.doc_stride, data.qa_head,
+                                    with_labels=False)
+    scores, answers = evaluate_examples(model, run.tokenizer, examples, features, data.qa_head,
+                                        data.max_answer_length, accelerator, batch_size, articles, max_tokens)
+    return Evaluation(SplitScores.from_dict(scores), answers)

@@ -28,7 +28,10 @@ import re
 import sys
 from pathlib import Path
 
+from seqtag import __version__
+from seqtag.card import render_card
 from seqtag.errors import SeqtagError
+from seqtag.runs import require_finished_run
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +67,6 @@ def check_finished_run(run_dir: str | Path) -> Path:
     """Return ``run_dir`` as a Path if it holds a complete finished run; else raise :class:`SeqtagError` saying
     what is missing and what to do (:func:`seqtag.runs.require_finished_run`, plus ``config.json`` and every
     shard a ``model.safetensors.index.json`` names)."""
-    from seqtag.runs import require_finished_run
-
     run_dir = require_finished_run(run_dir)
     missing = [] if (run_dir / "config.json").is_file() else ["config.json"]
     index = run_dir / "model.safetensors.index.json"
@@ -152,8 +153,6 @@ def _http_error(err, repo_id: str, endpoint: str, token: str) -> SeqtagError:
 
 
 def _card_and_files(run_dir: Path, repo_id: str, token: str) -> tuple[bytes, list[Path]]:
-    from seqtag.card import render_card
-
     files = _top_level_uploads(run_dir)
     card = render_card(run_dir, repo_id=repo_id).encode("utf-8")
     needle = token.encode("utf-8")
@@ -207,8 +206,6 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, revisi
 
     if huggingface_hub.constants.HF_HUB_OFFLINE:
         raise SeqtagError("HF_HUB_OFFLINE is set, so nothing can be pushed: unset it and run the command again")
-    from seqtag import __version__
-
     api = HfApi(endpoint=endpoint, token=token, library_name="seqtag", library_version=__version__)
     endpoint = api.endpoint
     operations = [CommitOperationAdd(path_in_repo=p.name, path_or_fileobj=str(p)) for p in files]

@@ -36,7 +36,8 @@ SQuAD
 :func:`squad_scores` follows the official SQuAD v1.1 evaluation script: answers are normalised (lower case,
 punctuation removed, the articles ``a an the`` removed as whole words, white space collapsed); exact match and
 token-level F1 (bag-of-tokens overlap) take the maximum over the reference answers; the scores are means over
-every question in the dataset, in percent. A question without a prediction scores 0 and is counted in
+every question in the dataset, as fractions in [0, 1] like every score seqtag writes (the official script prints
+percentages: multiply by 100). A question without a prediction scores 0 and is counted in
 ``"missing"``. As in v1.1 (not v2.0), F1 is 0 whenever the token overlap is empty, even when both the
 normalised prediction and the normalised reference are empty.
 """
@@ -316,7 +317,7 @@ def _token_f1(prediction: str, reference: str) -> float:
 
 
 def _score_questions(questions: Iterable[tuple[str, Sequence[str]]], predictions: Mapping[str, str]) -> dict:
-    """EM and F1 (percent) over ``(question id, reference answers)`` pairs; missing predictions score 0."""
+    """EM and F1 (fractions) over ``(question id, reference answers)`` pairs; missing predictions score 0."""
     total = missing = 0
     em_sum = f1_sum = 0.0
     for qid, references in questions:
@@ -334,23 +335,23 @@ def _score_questions(questions: Iterable[tuple[str, Sequence[str]]], predictions
         f1_sum += max(_token_f1(prediction, ref) for ref in references)
     if total == 0:
         return {"exact_match": 0.0, "f1": 0.0, "missing": 0}
-    return {"exact_match": 100.0 * em_sum / total, "f1": 100.0 * f1_sum / total, "missing": missing}
+    return {"exact_match": em_sum / total, "f1": f1_sum / total, "missing": missing}
 
 
 def squad_scores_from_refs(references: Mapping[str, Sequence[str]], predictions: Mapping[str, str]) -> dict:
-    """SQuAD v1.1 EM and F1 (percent) from ``{question id: [reference answer texts]}``.
+    """SQuAD v1.1 EM and F1 (fractions) from ``{question id: [reference answer texts]}``.
 
     Returns ``{"exact_match", "f1", "missing"}``: means over every question in ``references``; ``missing``
     counts questions without a prediction (each scores 0). Predictions for unknown ids are ignored.
 
     >>> squad_scores_from_refs({"q1": ["Denver Broncos", "Broncos"], "q2": ["1990"]}, {"q1": "the broncos"})
-    {'exact_match': 50.0, 'f1': 50.0, 'missing': 1}
+    {'exact_match': 0.5, 'f1': 0.5, 'missing': 1}
     """
     return _score_questions(references.items(), predictions)
 
 
 def squad_scores(dataset: Sequence[Mapping], predictions: Mapping[str, str]) -> dict:
-    """SQuAD v1.1 EM and F1 (percent) over a SQuAD ``data`` list (articles -> paragraphs -> qas).
+    """SQuAD v1.1 EM and F1 (fractions) over a SQuAD ``data`` list (articles -> paragraphs -> qas).
 
     ``dataset`` is the ``"data"`` value of the official JSON; ``predictions`` maps question ``id`` to the
     predicted answer text. Returns ``{"exact_match", "f1", "missing"}`` as :func:`squad_scores_from_refs`
@@ -358,7 +359,7 @@ def squad_scores(dataset: Sequence[Mapping], predictions: Mapping[str, str]) -> 
 
     >>> data = [{"paragraphs": [{"qas": [{"id": "q1", "answers": [{"text": "an apple", "answer_start": 0}]}]}]}]
     >>> squad_scores(data, {"q1": "Apple."})
-    {'exact_match': 100.0, 'f1': 100.0, 'missing': 0}
+    {'exact_match': 1.0, 'f1': 1.0, 'missing': 0}
     """
     if isinstance(dataset, Mapping):
         raise TypeError("pass the SQuAD JSON's 'data' list (json['data']), not the whole JSON object")

@@ -17,7 +17,10 @@ from pathlib import Path
 import torch
 
 from seqtag.data import schemes
+from seqtag.data.align import encode_sentences
+from seqtag.data.conll import iter_conll, read_jsonl
 from seqtag.errors import DataError, SeqtagError
+from seqtag.inference import DEFAULT_MAX_TOKENS, argmax_decode, load_finished_run, word_probabilities
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
 _NON_SPACE = re.compile(r"\S+")  # \s is exactly str.isspace()
@@ -70,7 +73,8 @@ def entities(words: Sequence[str], tags: Sequence[str], scores: Sequence[float],
 
 @dataclass
 class Tagger:
-    """A loaded run: model, tokenizer, labels and window settings. Pure prediction over word lists."""
+    """A model, tokenizer, labels and window settings: prediction over word lists, through the same inference
+    path as training's evaluation (:func:`seqtag.inference.word_probabilities`)."""
 
     model: torch.nn.Module
     tokenizer: object
@@ -80,69 +84,28 @@ class Tagger:
     stride: int
     batch_size: int = 64
     autocast: bool = False
-    max_tokens: int = 4096
+    max_tokens: int = DEFAULT_MAX_TOKENS
 
-    def batches(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Indices of windows grouped for the model: sorted by length (longest first, least padding), at most
-        ``batch_size`` windows and at most ``max_tokens`` padded tokens per batch, so a batch of long windows is
-        smaller and peak memory stays bounded whatever the input.
-
-        >>> Tagger(None, None, [], "IOB2", 128, 16, batch_size=3, max_tokens=8).batches([2, 5, 1, 2, 2])
-        [[1], [0, 3, 4], [2]]
-        """
-        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-        out: list[list[int]] = []
-        for i in order:
-            if out and len(out[-1]) < self.batch_size and lengths[out[-1][0]] * (len(out[-1]) + 1) <= self.max_tokens:
-                out[-1].append(i)
-            else:
-                out.append([i])
-        return out
-
-    @torch.inference_mode()
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
         """Tags and probabilities for every word of every sentence (windows merged, one tag per word)."""
-        from seqtag.data.align import encode_sentences, merge_windows
-        from seqtag.data.batching import collate
-
         if not sentences:
             return []
         enc = encode_sentences(self.tokenizer, sentences, None, max_length=self.max_length, stride=self.stride)
-        preds: list = [None] * len(enc["input_ids"])
-        scores: list = [None] * len(enc["input_ids"])
-        device = next(self.model.parameters()).device
-        for idx in self.batches([len(ids) for ids in enc["input_ids"]]):
-            batch = collate([{"input_ids": enc["input_ids"][i]} for i in idx], self.tokenizer.pad_token_id)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                logits = self.model(input_ids=batch["input_ids"].to(device),
-                                    attention_mask=batch["attention_mask"].to(device)).logits
-            s, p = logits.float().softmax(-1).max(-1)
-            for row, i in enumerate(idx):
-                preds[i], scores[i] = p[row].tolist(), s[row].tolist()
-        n = [len(s) for s in sentences]
-        ids = merge_windows(enc["word_index"], enc["sentence_index"], preds, n)
-        probs = merge_windows(enc["word_index"], enc["sentence_index"], scores, n)
-        return [([self.labels[i] for i in row], pr) for row, pr in zip(ids, probs)]
+        probs = word_probabilities(self.model, enc, [len(s) for s in sentences], self.tokenizer.pad_token_id,
+                                   batch_size=self.batch_size, max_tokens=self.max_tokens, autocast=self.autocast)
+        tags, scores = argmax_decode(probs, self.labels)
+        return list(zip(tags, scores, strict=True))
 
 
 def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = None,
-                autocast: bool = False, max_tokens: int = 4096) -> Tagger:
+                autocast: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS) -> Tagger:
     """Load a finished NER run for prediction (safetensors weights only)."""
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    from seqtag.config import load_config
-    from seqtag.runs import CONFIG_FILE, require_finished_run
-
-    run_dir = require_finished_run(run_dir)
-    cfg = load_config(run_dir / CONFIG_FILE)
-    if cfg.task != "ner":
-        raise SeqtagError(f"{run_dir} is a {cfg.task} run, not an NER run; use `seqtag predict --question ... --context ...`")
-    tok = AutoTokenizer.from_pretrained(str(run_dir), use_fast=True)
-    model = AutoModelForTokenClassification.from_pretrained(str(run_dir), use_safetensors=True)
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    return Tagger(model, tok, labels, cfg.data.train_scheme, cfg.data.max_length, cfg.data.stride, batch_size,
-                  autocast, max_tokens)
+    run = load_finished_run(run_dir, device)
+    if run.cfg.task != "ner":
+        raise SeqtagError(f"{run.run_dir} is a {run.cfg.task} run, not an NER run; use `seqtag predict --question ... "
+                          "--context ...`")
+    return Tagger(run.model, run.tokenizer, run.labels, run.cfg.data.train_scheme, run.cfg.data.max_length,
+                  run.cfg.data.stride, batch_size, autocast, max_tokens)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -169,8 +132,6 @@ def predict_stream(tagger: Tagger, records: Iterable[dict], chunk_size: int = 20
 def read_records(path: str | Path, fmt: str, tokenizer=None) -> Iterator[dict]:
     """Input records for prediction: ``text`` (one text per line, split by :func:`split_words` with
     ``tokenizer``), ``conll`` or ``jsonl`` (pre-tokenised)."""
-    from seqtag.data.conll import iter_conll, read_jsonl
-
     if fmt == "text":
         with open(path, "rb") as f:
             for n, raw in enumerate(f, 1):
@@ -191,11 +152,13 @@ def read_records(path: str | Path, fmt: str, tokenizer=None) -> Iterator[dict]:
             yield {"line": s.line, "words": list(s.tokens)}
 
 
-def write_record(f, rec: dict, fmt: str) -> None:
+def format_record(rec: dict, fmt: str) -> str:
+    """One predicted record as output text: a JSON line (``jsonl``) or CoNLL columns and a blank line (``conll``).
+
+    >>> format_record({"words": ["Ada"], "tags": ["B-PER"], "scores": [0.9], "entities": []}, "conll")
+    'Ada\tB-PER\n\n'
+    """
     if fmt == "conll":
-        for w, t in zip(rec["words"], rec["tags"]):
-            f.write(f"{w}\t{t}\n")
-        f.write("\n")
-    else:
-        out = {k: rec[k] for k in ("line", "text", "words", "tags", "scores", "entities") if k in rec}
-        f.write(json.dumps(out, ensure_ascii=False) + "\n")
+        return "".join(f"{w}\t{t}\n" for w, t in zip(rec["words"], rec["tags"])) + "\n"
+    out = {k: rec[k] for k in ("line", "text", "words", "tags", "scores", "entities") if k in rec}
+    return json.dumps(out, ensure_ascii=False) + "\n"

@@ -161,7 +161,7 @@ def test_5000_token_sentence_trains_and_predicts_through_windows(base, tmp_path,
     # max_length 64 = 62 word pieces per window ([CLS], [SEP]); every word is one piece; consecutive windows
     # share stride=8 words, so each new window advances 54 words
     n_windows = 1 + -(-(5000 - 62) // 54)
-    assert info["windows"]["train"] == {"sentences": 2, "windowed_sentences": 1, "windows_of_windowed": n_windows}
+    assert info["windows"]["train"] == {"examples": 2, "windowed": 1, "windows": 1 + n_windows}
     text = " ".join(["Mary visited Paris ."] * 1250)  # 5,000 words
     (tmp_path / "long.txt").write_text(text + "\n")
     rc, _, err = cli(capsys, "predict", run, "--input", tmp_path / "long.txt", "--output", tmp_path / "out.jsonl")
@@ -418,14 +418,14 @@ def test_predicted_conll_reads_back_as_the_same_sentences(tagger, tmp_path, line
     """Text in, CoNLL out, read_conll back: the same words and tags as the JSONL records say, sentence by sentence."""
     import io
 
-    from seqtag.predict import predict_stream, read_records, write_record
+    from seqtag.predict import format_record, predict_stream, read_records
 
     src = tmp_path / "in.txt"
     src.write_bytes("\n".join(line.replace("\r", " ").replace("\n", " ") for line in lines).encode() + b"\n")
     records = list(predict_stream(tagger, read_records(src, "text", tagger.tokenizer)))  # as the CLI does
     buf = io.StringIO()
     for rec in records:
-        write_record(buf, rec, "conll")
+        buf.write(format_record(rec, "conll"))
     out = tmp_path / "out.conll"
     out.write_text(buf.getvalue(), encoding="utf-8")
     expected = [(tuple(r["words"]), tuple(r["tags"])) for r in records if r["words"]]

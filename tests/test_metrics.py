@@ -448,16 +448,16 @@ def test_squad_small_dataset_by_hand():
         "unknown": "ignored",
     }  # q4 missing
     s = squad_scores(small_squad(), predictions)
-    assert s == {"exact_match": 25.0, "f1": pytest.approx(100 * (1 + 0.8 + 4 / 7) / 4), "missing": 1}
+    assert s == {"exact_match": 0.25, "f1": pytest.approx((1 + 0.8 + 4 / 7) / 4), "missing": 1}
 
 
 def test_squad_token_f1_uses_counter_overlap_and_v11_empty_rule():
     # "the the cat cat cat" -> [cat, cat, cat] vs [cat, dog]: overlap min(3, 1) = 1, P 1/3, R 1/2 -> F1 0.4
     s = squad_scores_from_refs({"q": ["cat dog"]}, {"q": "the the cat cat cat"})
-    assert s["f1"] == pytest.approx(40.0) and s["exact_match"] == 0.0
+    assert s["f1"] == pytest.approx(0.4) and s["exact_match"] == 0.0
     # v1.1: both normalise to "" -> exact match 1, but F1 0 (no common token)
     assert squad_scores_from_refs({"q": ["The"]}, {"q": "a"}) == {
-        "exact_match": 100.0,
+        "exact_match": 1.0,
         "f1": 0.0,
         "missing": 0,
     }
@@ -486,14 +486,14 @@ def test_squad_dev_set_first_reference_scores_100():
     qas = [qa for art in data for par in art["paragraphs"] for qa in par["qas"]]
     assert len(qas) == 10570
     first = {qa["id"]: qa["answers"][0]["text"] for qa in qas}
-    assert squad_scores(data, first) == {"exact_match": 100.0, "f1": 100.0, "missing": 0}
+    assert squad_scores(data, first) == {"exact_match": 1.0, "f1": 1.0, "missing": 0}
     # Predicting "" gives F1 0, but not EM 0: three dev questions (5725bad5271a42140099d0c1,
     # 5730b7ce069b5314008322c4, 57340d124776f419006617bf) list "." among their answers, which normalises to "",
     # so the official v1.1 rule counts "" as an exact match for them.
     dots = [qa["id"] for qa in qas if any(a["text"] == "." for a in qa["answers"])]
     assert len(dots) == 3
     empty = squad_scores(data, dict.fromkeys(first, ""))
-    assert empty == {"exact_match": pytest.approx(100 * 3 / 10570, abs=1e-12), "f1": 0.0, "missing": 0}
+    assert empty == {"exact_match": pytest.approx(3 / 10570, abs=1e-12), "f1": 0.0, "missing": 0}
     assert squad_scores(data, {}) == {"exact_match": 0.0, "f1": 0.0, "missing": 10570}
     half = dict(list(first.items())[:5285])
-    assert squad_scores(data, half) == {"exact_match": 50.0, "f1": 50.0, "missing": 5285}
+    assert squad_scores(data, half) == {"exact_match": 0.5, "f1": 0.5, "missing": 5285}

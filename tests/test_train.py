@@ -101,10 +101,10 @@ def test_finished_run_can_drop_its_checkpoint(tmp_path):
 def _scripted_dev(monkeypatch, dev_f1: list[float]) -> list[tuple[str, float]]:
     """Make the dev F1 of the end-of-epoch evaluations follow ``dev_f1``; log (split, weight checksum) of every
     evaluation so a test can tell which weights each one saw."""
-    import seqtag.tasks as tasks
+    import seqtag.train as train_module
 
     calls: list[tuple[str, float]] = []
-    real_setup = tasks.setup_task
+    real_setup = train_module.setup_task
 
     def setup(cfg, tokenizer, accelerator):
         task = real_setup(cfg, tokenizer, accelerator)
@@ -121,7 +121,7 @@ def _scripted_dev(monkeypatch, dev_f1: list[float]) -> list[tuple[str, float]]:
         task.evaluate = evaluate
         return task
 
-    monkeypatch.setattr(tasks, "setup_task", setup)
+    monkeypatch.setattr(train_module, "setup_task", setup)
     return calls
 
 

@@ -55,7 +55,7 @@ def read_split(data: DataConfig, split: str) -> list[Sentence]:
     return read_sentences(path, fmt=fmt, **kw)
 
 
-def _detect_scheme(sentences: Sequence[Sentence]) -> str:
+def detect_source_scheme(sentences: Sequence[Sentence]) -> str:
     """:func:`schemes.detect_scheme` over the training sentences; a malformed tag is reported at its file:line."""
     try:
         return schemes.detect_scheme([s.tags for s in sentences])
@@ -102,22 +102,33 @@ def load_ner_data(data: DataConfig) -> NERData:
     raw = {k: v[: limits[k]] if limits[k] else v for k, v in raw.items()}
     source = data.scheme
     if source == "auto":
-        source = _detect_scheme(raw["train"])
+        source = detect_source_scheme(raw["train"])
     notes: dict = {"repaired_tokens": {}, "unseen_mapped_to_o": {}}
     splits = {}
-    for split, sents in raw.items():
-        sents, repaired = validate_sentences(sents, source, on_invalid=data.on_invalid)
-        notes["repaired_tokens"][split] = repaired
-        if source != data.train_scheme:
-            sents = [replace(s, tags=tuple(schemes.convert(list(s.tags), source, data.train_scheme))) for s in sents]
-        splits[split] = sents
+    splits["train"], notes["repaired_tokens"]["train"], _ = settle_tags(raw["train"], "train", source, data)
     known = _entity_types(splits["train"])
     for split in ("dev", "test"):
-        if split in splits:
-            splits[split], n = _map_unseen(splits[split], known, split, data.unseen_labels)
-            notes["unseen_mapped_to_o"][split] = n
+        if split in raw:
+            splits[split], notes["repaired_tokens"][split], notes["unseen_mapped_to_o"][split] = settle_tags(
+                raw[split], split, source, data, known)
     labels = schemes.labels_for(sorted(known), data.train_scheme)
     return NERData(splits=splits, labels=labels, source_scheme=source, train_scheme=data.train_scheme, notes=notes)
+
+
+def settle_tags(sentences: list[Sentence], split: str, source_scheme: str, data: DataConfig,
+                known_types: set[str] | None = None) -> tuple[list[Sentence], int, int]:
+    """Validate (or repair) the tags of one split in ``source_scheme``, convert them to ``data.train_scheme``
+    and, for evaluation splits (``known_types`` given), apply ``data.unseen_labels`` to entity types never seen
+    in training. Returns ``(sentences, repaired tokens, tokens mapped to O)``. Training's dev/test splits and
+    ``seqtag evaluate`` go through this one function."""
+    sentences, repaired = validate_sentences(sentences, source_scheme, on_invalid=data.on_invalid)
+    if source_scheme != data.train_scheme:
+        sentences = [replace(s, tags=tuple(schemes.convert(list(s.tags), source_scheme, data.train_scheme)))
+                     for s in sentences]
+    mapped = 0
+    if known_types is not None:
+        sentences, mapped = _map_unseen(sentences, known_types, split, data.unseen_labels)
+    return sentences, repaired, mapped
 
 
 def continuation_ids(labels: Sequence[str]) -> list[int]:
@@ -189,8 +200,7 @@ def tokenize_ner(sentences: Sequence[Sentence], tokenizer, labels: Sequence[str]
                      desc="tokenising", **kwargs)
 
 
-def window_counts(dataset) -> dict[str, int]:
-    """How many sentences needed more than one window, and how many windows they took."""
+def window_counts(dataset) -> tuple[int, int, int]:
+    """``(sentences, sentences that needed more than one window, windows)`` of a tokenised split."""
     per_sentence = Counter(dataset["sentence_index"])
-    long = [n for n in per_sentence.values() if n > 1]
-    return {"sentences": len(per_sentence), "windowed_sentences": len(long), "windows_of_windowed": sum(long)}
+    return len(per_sentence), sum(n > 1 for n in per_sentence.values()), len(dataset["sentence_index"])

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqtag.errors import DataError, where
+from seqtag.errors import ConfigError, DataError, where
+from seqtag.paths import resolve
 
 QA_FORMATS = ("auto", "squad", "jsonl")
 """Values of ``fmt`` accepted by :func:`read_qa`."""
@@ -297,3 +298,80 @@ def load_hub_qa(name_or_path: str | Path, split: str) -> list[QAExample]:
     source = f"{name_or_path}[{split}]"
     examples = [_example_from_record(rec, f"{source} row {i}") for i, rec in enumerate(ds)]
     return _check_unique(examples, source)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the configured splits of a QA run, and questions to answer
+
+
+def check_answered(examples: Sequence[QAExample], source: object) -> None:
+    missing = [ex.id for ex in examples if not ex.answers]
+    if missing:
+        raise DataError(f"{source}: {len(missing)} questions have no answer (first: {missing[0]!r}); evaluation "
+                        "needs at least one reference answer per question")
+
+
+def read_split(data, split: str, articles_cache: dict | None = None) -> tuple[list[QAExample], list[dict] | None]:
+    """Examples of one configured split (``data.train``/``dev``/``test``) and, for a SQuAD file, its articles.
+
+    ``data.<split>_articles = [start, end)`` selects those articles of a SQuAD ``.json``/``.zip`` (e.g. train
+    ``[0, 38]`` and dev ``[38, 48]`` of the same file). ``articles_cache`` (path -> articles) avoids parsing a file
+    twice. No example limit is applied here.
+    """
+    spec = getattr(data, split)
+    rng = getattr(data, f"{split}_articles")
+    if data.format == "hub":
+        if rng is not None:
+            raise ConfigError(f"data.{split}_articles selects articles of a SQuAD file; it cannot be used with "
+                              "data.format=hub. Remove it")
+        return load_hub_qa(resolve(data.hub_dataset, "data.hub_dataset"), spec), None
+    path = resolve(spec, f"data.{split}")
+    if not Path(path).is_file():
+        raise DataError(f"data.{split}: file {path} does not exist; fix the path in the config or override it "
+                        f"with data.{split}=PATH")
+    fmt = data.format if data.format in ("squad", "jsonl") else "auto"
+    if data.format == "conll":
+        raise ConfigError("data.format=conll is for NER; QA reads squad (.json/.zip), jsonl or hub")
+    if fmt == "auto":
+        fmt = "squad" if path.lower().endswith((".json", ".zip")) else "jsonl" if path.lower().endswith(".jsonl") \
+            else None
+        if fmt is None:
+            raise DataError(f"data.{split}: cannot tell the QA format of {path}; use .json/.zip (SQuAD) or .jsonl, "
+                            "or set data.format=squad or jsonl")
+    if fmt == "jsonl":
+        if rng is not None:
+            raise ConfigError(f"data.{split}_articles selects articles of a SQuAD file; {path} is JSON lines. "
+                              "Remove it")
+        return read_qa(path, "jsonl"), None
+    cache = articles_cache if articles_cache is not None else {}
+    if path not in cache:
+        cache[path] = squad_articles(path)
+    articles = cache[path]
+    if rng is None:
+        return examples_from_articles(articles, source=path), articles
+    start, end = rng
+    if end > len(articles):
+        raise ConfigError(f"data.{split}_articles={rng} but {path} has {len(articles)} articles; use an end of at "
+                          f"most {len(articles)}")
+    chosen = articles[start:end]
+    return examples_from_articles(chosen, source=f"{path} articles [{start}, {end})"), chosen
+
+
+def read_question_records(path: str | Path) -> Iterator[dict]:
+    """JSONL records ``{"question", "context"[, "id"]}``, checked; errors name ``file:line``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"--input {path} does not exist")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{where(path, lineno)}: not valid JSON ({e.msg}); each line must hold one "
+                                'object {"question": ..., "context": ...}') from None
+            if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in ("question", "context")):
+                raise DataError(f"{where(path, lineno)}: each line needs string fields 'question' and 'context' "
+                                '(and optionally "id"), e.g. {"id": "q1", "question": "Who?", "context": "Ada did."}')
+            yield rec

@@ -214,9 +214,9 @@ def _untrained_em(toy, head: str) -> float:
     """Dev EM of the freshly initialised model (same seed as training): what training has to beat."""
     from accelerate.utils import set_seed
 
+    from seqtag.accel import make_accelerator
     from seqtag.model import load_tokenizer
     from seqtag.tasks.qa import setup
-    from seqtag.train import make_accelerator
 
     cfg = from_dict(toy.cfgs[head])
     accelerator = make_accelerator("no", 1)
@@ -229,13 +229,15 @@ def _untrained_em(toy, head: str) -> float:
 def test_training_learns_the_toy_task(toy, head):
     metrics = json.loads((toy.runs[head] / "metrics.json").read_text())
     assert set(metrics) == {"dev"} and set(metrics["dev"]) == {"exact_match", "f1"}
-    # measured: 100.0 EM for both heads (pointer from epoch 7 of 12, tagging from epoch 6 of 20); untrained: 0.0
-    assert metrics["dev"]["exact_match"] >= 87.5 and metrics["dev"]["f1"] >= 87.5
-    assert _untrained_em(toy, head) <= 25.0
+    # measured: EM 1.0 for both heads (pointer from epoch 7 of 12, tagging from epoch 6 of 20); untrained: 0.0
+    assert metrics["dev"]["exact_match"] >= 0.875 and metrics["dev"]["f1"] >= 0.875
+    assert _untrained_em(toy, head) <= 0.25
     info = json.loads((toy.runs[head] / "run_info.json").read_text())
     assert info["status"] == "finished" and info["head"] == head
-    assert info["train_examples"] == 8 and info["questions"] == {"train": 8, "dev": 8}
-    assert info["windows"] == {"train": 15, "dev": 15} == {k: _expected_windows(toy) for k in ("train", "dev")}
+    assert info["train_examples"] == 8
+    windows = {"examples": 8, "windowed": 6, "windows": 15}  # measured: 6 of the 8 contexts need 2-3 windows
+    assert info["windows"] == {"train": windows, "dev": windows}
+    assert _expected_windows(toy) == 15
     assert (info["max_length"], info["doc_stride"]) == (32, 8)
     if head == "tagging":
         assert info["labels"] == ["O", "B-ANS", "I-ANS"]
@@ -248,22 +250,22 @@ def test_evaluate_run_reproduces_training_metrics(toy, head, data):
     from seqtag.evaluate import evaluate_run
 
     metrics = json.loads((toy.runs[head] / "metrics.json").read_text())["dev"]
-    report, answers = evaluate_run(toy.runs[head], str(getattr(toy, data)))
-    assert report == metrics
+    result = evaluate_run(toy.runs[head], str(getattr(toy, data)))
+    assert result.scores.to_dict() == metrics
     # an independent count: exact string matches of the gold answers
     gold = {r["id"]: r["answers"]["text"][0] for r in toy.recs}
+    answers = result.predictions
     assert set(answers) == set(gold)
-    exact = 100 * sum(answers[q] == gold[q] for q in gold) / len(gold)
-    assert exact == pytest.approx(report["exact_match"])
+    exact = sum(answers[q] == gold[q] for q in gold) / len(gold)
+    assert exact == pytest.approx(result.scores.exact_match)
 
 
 def test_predict_cli_single_and_jsonl(toy, tmp_path, capsys):
-    from seqtag.tasks.qa import predict_cli
+    from seqtag.cli import main
 
     rec = toy.recs[2]
-    args = SimpleNamespace(question=rec["question"], context=rec["context"], input=None, output=None,
-                           batch_size=8, bf16=False, text=None)
-    assert predict_cli(toy.runs["pointer"], args) == 0
+    assert main(["predict", str(toy.runs["pointer"]), "--question", rec["question"], "--context", rec["context"],
+                 "--batch-size", "8"]) == 0
     out = json.loads(capsys.readouterr().out)
     start = rec["answers"]["answer_start"][0]
     assert out["answer"] == "small" and (out["start"], out["end"]) == (start, start + len("small"))
@@ -274,9 +276,8 @@ def test_predict_cli_single_and_jsonl(toy, tmp_path, capsys):
                    + json.dumps({"question": "what is the tea ?", "context": "it so the tea is hot ."}) + "\n")
     for head in ("pointer", "tagging"):
         dest = tmp_path / f"answers-{head}.jsonl"
-        args = SimpleNamespace(question=None, context=None, input=str(inp), output=str(dest), batch_size=3,
-                               bf16=False, text=None)
-        assert predict_cli(toy.runs[head], args) == 0
+        assert main(["predict", str(toy.runs[head]), "--input", str(inp), "--output", str(dest),
+                     "--batch-size", "3", "--max-tokens", "40"]) == 0
         rows = [json.loads(line) for line in dest.read_text().splitlines()]
         assert [r.get("id") for r in rows] == [r["id"] for r in toy.recs] + [None]
         assert sum(r["answer"] == g["answers"]["text"][0] for r, g in zip(rows, toy.recs, strict=False)) >= 7
@@ -285,10 +286,12 @@ def test_predict_cli_single_and_jsonl(toy, tmp_path, capsys):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q"}\n')
-    args = SimpleNamespace(question=None, context=None, input=str(bad), output=None, batch_size=3, bf16=False,
-                           text=None)
-    with pytest.raises(DataError, match=r"bad.jsonl:1: .*'question' and 'context'"):
-        predict_cli(toy.runs["pointer"], args)
+    assert main(["predict", str(toy.runs["pointer"]), "--input", str(bad)]) == 2
+    assert re.search(r"bad.jsonl:1: .*'question' and 'context'", capsys.readouterr().err)
+    for flags in (["--input", str(inp), "--input-format", "conll"], ["--input", str(inp), "--output-format", "conll"],
+                  ["--text", "x"]):  # NER-only flags
+        assert main(["predict", str(toy.runs["pointer"]), *flags]) == 2
+        assert "NER" in capsys.readouterr().err
 
 
 def _plain_transformers_answer(run_dir: Path, question: str, context: str) -> str:
@@ -312,16 +315,14 @@ def _plain_transformers_answer(run_dir: Path, question: str, context: str) -> st
 def test_pointer_run_is_a_plain_transformers_qa_model(toy, capsys):
     from transformers import pipelines
 
-    from seqtag.tasks.qa import predict_cli
+    from seqtag.cli import main
 
     run_dir = toy.runs["pointer"]
     short = [{"question": "what is the tea ?", "context": "it so the tea is hot ."},
              {"question": "what is the box ?", "context": "we saw that the box is empty and then it so too ."},
              {"question": "what is the door ?", "context": "the door is open ."}]
     for rec in toy.recs[:2] + short:  # questions and contexts that fit one window of 32 tokens
-        args = SimpleNamespace(question=rec["question"], context=rec["context"], input=None, output=None,
-                               batch_size=8, bf16=False, text=None)
-        predict_cli(run_dir, args)
+        assert main(["predict", str(run_dir), "--question", rec["question"], "--context", rec["context"]]) == 0
         ours = json.loads(capsys.readouterr().out)["answer"]
         if "question-answering" in getattr(pipelines, "SUPPORTED_TASKS", {}):  # transformers < 5 only
             qa = pipelines.pipeline("question-answering", model=str(run_dir), tokenizer=str(run_dir))
@@ -355,9 +356,9 @@ def test_read_split_selects_article_ranges(toy):
 
 
 def test_max_eval_examples_scores_only_the_kept_questions(toy):
+    from seqtag.accel import make_accelerator
     from seqtag.model import load_tokenizer
     from seqtag.tasks.qa import setup
-    from seqtag.train import make_accelerator
 
     raw = dict(toy.cfgs["pointer"])
     raw["data"] = {**raw["data"], "max_train_examples": 3, "max_eval_examples": 2}
@@ -365,16 +366,17 @@ def test_max_eval_examples_scores_only_the_kept_questions(toy):
     cfg = from_dict(raw)
     accelerator = make_accelerator("no", 1)
     task = setup(cfg, load_tokenizer(cfg.model), accelerator)
-    assert task.info["questions"] == {"train": 3, "dev": 2} and task.info["train_examples"] == 3
+    assert {k: w.examples for k, w in task.info["windows"].items()} == {"train": 3, "dev": 2}
+    assert task.info["train_examples"] == 3
     # over the 2 kept questions (the 6 others would count as missing, 0 each, if scored over the articles)
-    assert task.evaluate(accelerator.prepare(task.model), "dev", accelerator, 4) == {"exact_match": 100.0,
-                                                                                       "f1": 100.0}
+    assert task.evaluate(accelerator.prepare(task.model), "dev", accelerator, 4) == {"exact_match": 1.0,
+                                                                                       "f1": 1.0}
 
 
 def test_pointer_head_rejects_per_class_loss_parameters(toy):
+    from seqtag.accel import make_accelerator
     from seqtag.model import load_tokenizer
     from seqtag.tasks.qa import setup
-    from seqtag.train import make_accelerator
 
     raw = toy_config(toy.model_dir, {"train": str(toy.jsonl)}, toy.root / "y", "pointer", 1, 1e-3,
                      weight=[1.0, 2.0, 1.0])
@@ -388,8 +390,8 @@ def test_pointer_loss_step_by_hand(toy):
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from seqtag.data.batching import collate
+    from seqtag.data.qa_windows import prepare_features
     from seqtag.data.squad import read_qa
-    from seqtag.qa import prepare_features
     from seqtag.tasks.qa import model_columns, pointer_loss_step
 
     tok = AutoTokenizer.from_pretrained(str(toy.model_dir))
@@ -424,7 +426,7 @@ def test_shipped_qa_configs_load(name):
         assert cfg.data.train == cfg.data.dev == "../shared/data/squad/dev-v1.1.json.zip"
         assert (cfg.data.train_articles, cfg.data.dev_articles) == ([0, 38], [38, 48])
         text = (REPO / "configs" / name).read_text()
-        assert f"seqtag train configs/{name}" in text and "train set is not available" in text
+        assert f"seqtag train configs/{name}" in text and "articles 1-38" in text
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -462,9 +464,9 @@ def test_minilm_learns_squad_slice(tmp_path, minilm_dir):
     questions = examples_from_articles(squad_articles(squad_zip)[38:48])[:200]
     baseline = squad_scores_from_refs({q.id: [t for t, _ in q.answers] for q in questions},
                                       {q.id: _first_sentence(q.context) for q in questions})
-    print(f"MiniLM, 1,000 questions, 1 epoch: EM {scores['exact_match']:.1f} F1 {scores['f1']:.1f}; first-sentence "
-          f"baseline EM {baseline['exact_match']:.1f} F1 {baseline['f1']:.1f}; {elapsed:.0f} s")
-    # measured: EM 11.0, F1 22.0 (a first look at the data: answer types are right, spans often not);
-    # baseline EM 0.0, F1 12.44 (a first sentence is never an exact answer)
-    assert (baseline["exact_match"], round(baseline["f1"], 2)) == (0.0, 12.44)
-    assert scores["exact_match"] >= 6.0 and scores["f1"] >= baseline["f1"] + 4.5
+    print(f"MiniLM, 1,000 questions, 1 epoch: EM {scores['exact_match']:.3f} F1 {scores['f1']:.3f}; first-sentence "
+          f"baseline EM {baseline['exact_match']:.3f} F1 {baseline['f1']:.3f}; {elapsed:.0f} s")
+    # measured: EM 0.110, F1 0.220 (a first look at the data: answer types are right, spans often not);
+    # baseline EM 0.0, F1 0.1244 (a first sentence is never an exact answer)
+    assert (baseline["exact_match"], round(baseline["f1"], 4)) == (0.0, 0.1244)
+    assert scores["exact_match"] >= 0.06 and scores["f1"] >= baseline["f1"] + 0.045

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from seqtag.constants import IGNORE_INDEX
+from seqtag.data.qa_windows import QA_TAGS, best_tagged_span, decode_pointer, decode_tagging, prepare_features
 from seqtag.data.squad import QAExample, read_squad
 from seqtag.errors import ConfigError
-from seqtag.qa import QA_TAGS, best_tagged_span, decode_pointer, decode_tagging, prepare_features
 from tests.shared import SQUAD_ZIP, shared_file
 
 NEG_INF = float("-inf")

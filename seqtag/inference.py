@@ -1,0 +1,180 @@
+"""One inference path for NER and QA: the model of a finished run, token-budget batches, the logits of every
+window (also spread over several processes), and the word-level probabilities of NER windows.
+
+Training's evaluation, ``seqtag evaluate`` and ``seqtag predict`` all run through :func:`window_logits`, so a
+run is scored and used with the same batching, numerics and window merging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqtag.config import Config, load_config
+from seqtag.data.align import merge_windows
+from seqtag.data.batching import collate
+from seqtag.errors import SeqtagError
+from seqtag.runs import CONFIG_FILE, RunInfo, read_run_info, require_finished_run
+
+DEFAULT_MAX_TOKENS = 4096
+"""Padded subword tokens per inference batch: bounds peak memory whatever the input lengths."""
+
+MODEL_INPUTS = ("input_ids", "token_type_ids")
+
+
+@dataclass
+class FinishedRun:
+    """A finished run loaded for inference."""
+
+    run_dir: Path
+    cfg: Config
+    info: RunInfo
+    model: torch.nn.Module  # in eval mode
+    tokenizer: Any
+    labels: list[str] | None  # token-classification labels (NER, QA tagging head); None for the pointer head
+
+    @property
+    def head(self) -> str:
+        return self.cfg.data.qa_head if self.cfg.task == "qa" else "ner"
+
+
+def load_finished_run(run_dir: str | Path, device: str | None = None) -> FinishedRun:
+    """Load the model, tokenizer, config and record of a finished run (safetensors weights only)."""
+    from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    run_dir = require_finished_run(run_dir)
+    cfg = load_config(run_dir / CONFIG_FILE)
+    auto = AutoModelForQuestionAnswering if cfg.task == "qa" and cfg.data.qa_head == "pointer" \
+        else AutoModelForTokenClassification
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the "Loading weights" bar of a local model says nothing useful
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(run_dir), use_fast=True)
+        model = auto.from_pretrained(str(run_dir), use_safetensors=True)
+    except (OSError, ValueError) as e:
+        raise SeqtagError(f"could not load the model in {run_dir}: {' '.join(str(e).split())}; the run directory "
+                          "is incomplete or damaged") from None
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+    labels = None
+    if auto is AutoModelForTokenClassification:
+        labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    return FinishedRun(run_dir, cfg, read_run_info(run_dir), model, tokenizer, labels)
+
+
+def token_budget_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:
+    """Indices of windows grouped for the model: sorted by length (longest first, least padding), at most
+    ``batch_size`` windows and at most ``max_tokens`` padded tokens per batch (a single longer window gets a
+    batch of its own), so a batch of long windows is smaller and peak memory stays bounded.
+
+    >>> token_budget_batches([2, 5, 1, 2, 2], batch_size=3, max_tokens=8)
+    [[1], [0, 3, 4], [2]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    out: list[list[int]] = []
+    for i in order:
+        if out and len(out[-1]) < batch_size and lengths[out[-1][0]] * (len(out[-1]) + 1) <= max_tokens:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def _precision(accelerator, autocast: bool, device: torch.device):
+    if accelerator is not None:
+        return accelerator.autocast()
+    if autocast:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.inference_mode()
+def window_logits(model, windows: dict[str, Sequence], pad_token_id: int, *, batch_size: int,
+                  max_tokens: int = DEFAULT_MAX_TOKENS, accelerator=None, autocast: bool = False) -> list[np.ndarray]:
+    """The logits of every window, in window order, as float32 arrays: ``(T_w, C)`` for a token-classification
+    model, ``(T_w, 2)`` (start, end) for a question-answering model.
+
+    ``windows`` holds columns ``input_ids`` (and ``token_type_ids`` if the model takes them), one row per window.
+    Under several processes (``accelerator``), each process runs every n-th batch and all processes receive
+    every window's logits exactly once. Precision: the accelerator's mixed precision, else bf16 autocast when
+    ``autocast``.
+    """
+    from accelerate.utils import gather_object
+
+    if accelerator is not None:
+        model = accelerator.unwrap_model(model)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    keys = [k for k in MODEL_INPUTS if k in windows]
+    ids = windows["input_ids"]
+    batches = token_budget_batches([len(x) for x in ids], batch_size, max_tokens)
+    rank, world = (accelerator.process_index, accelerator.num_processes) if accelerator is not None else (0, 1)
+    mine: list[tuple[int, np.ndarray]] = []
+    for idx in batches[rank::world]:
+        batch = collate([{k: windows[k][i] for k in keys} for i in idx], pad_token_id)
+        with _precision(accelerator, autocast, device):
+            out = model(**{k: v.to(device) for k, v in batch.items()})
+        logits = torch.stack([out.start_logits, out.end_logits], -1) if hasattr(out, "start_logits") else out.logits
+        logits = logits.float().cpu().numpy()
+        mine += [(i, logits[row, : len(ids[i])]) for row, i in enumerate(idx)]
+    model.train(was_training)
+    gathered = gather_object(mine) if world > 1 else mine
+    out_rows: list = [None] * len(ids)
+    for i, row in gathered:
+        out_rows[i] = row
+    missing = [i for i, row in enumerate(out_rows) if row is None]
+    if missing:
+        raise AssertionError(f"{len(missing)} windows were not predicted (first: {missing[:5]})")
+    return out_rows
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise softmax over the last axis, in float64 for the exponent.
+
+    >>> softmax(np.array([[0.0, 0.0], [0.0, np.log(3.0)]])).round(2).tolist()
+    [[0.5, 0.5], [0.25, 0.75]]
+    """
+    z = np.exp(x - x.max(-1, keepdims=True), dtype=np.float64)
+    return (z / z.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def word_probabilities(model, features: dict[str, Sequence], num_words: Sequence[int], pad_token_id: int, *,
+                       batch_size: int, max_tokens: int = DEFAULT_MAX_TOKENS, accelerator=None,
+                       autocast: bool = False) -> list[np.ndarray]:
+    """Label probabilities ``(n_words, C)`` of every word of every sentence, read at the position that predicts
+    the word (its first subword, in the window that owns it).
+
+    ``features`` holds the NER window columns ``input_ids``, ``word_index`` and ``sentence_index``
+    (:func:`seqtag.data.align.encode_sentences`); ``num_words[s]`` is the length of sentence ``s``.
+    """
+    logits = window_logits(model, features, pad_token_id, batch_size=batch_size, max_tokens=max_tokens,
+                           accelerator=accelerator, autocast=autocast)
+    probs = [softmax(x) for x in logits]
+    merged = merge_windows(features["word_index"], features["sentence_index"], probs, num_words)
+    return [np.stack(rows) if rows else np.zeros((0, probs[0].shape[-1] if probs else 0), np.float32)
+            for rows in merged]
+
+
+def argmax_decode(word_probs: Sequence[np.ndarray], labels: Sequence[str]) -> tuple[list[list[str]], list[list[float]]]:
+    """The most probable label of every word and its probability.
+
+    >>> argmax_decode([np.array([[0.2, 0.8], [0.9, 0.1]])], ["O", "B-X"])
+    ([['B-X', 'O']], [[0.800000011920929, 0.8999999761581421]])
+    """
+    tags, scores = [], []
+    for p in word_probs:
+        best = p.argmax(-1) if len(p) else np.zeros(0, dtype=int)
+        tags.append([labels[i] for i in best.tolist()])
+        scores.append([float(p[t, i]) for t, i in enumerate(best.tolist())])
+    return tags, scores
+
