@@ -13,6 +13,8 @@ the gradient of an optimizer step is that of the mean loss per labelled token of
 padding, the accumulation or the number of processes: the rule of seqtag's own loop (:mod:`seqtag.train`), and
 the rule of transformers' ``ForTokenClassification`` loss. Without ``num_items_in_batch`` (a direct call) it
 divides by the micro-batch's own labelled-token count. A window with no labelled token gives 0, not NaN.
+For ``cross_entropy`` with a class ``weight`` the divisor is still the labelled-token count (as in seqtag's loop),
+not the sum of the targets' weights that ``F.cross_entropy``'s weighted mean uses.
 
 Token classification (any model whose outputs hold ``logits`` ``(..., C)``, labels ``(...)`` integer, e.g.
 ``(B, T, C)`` and ``(B, T)``): labels ``-100`` are ignored.
@@ -33,6 +35,8 @@ in ``num_items_in_batch`` (the Trainer counts every label but ``-100``); ``-100`
 transformers clamps it to position 0; any other negative position is an error. Unlike seqtag's pointer head
 (:mod:`seqtag.tasks.qa`), question and padding positions are classes too, as in transformers. Per-class
 parameters (``weight``, ``alpha`` lists) are refused for QA: its classes are positions.
+
+The exact ``Trainer`` calls, and what was checked against the Trainer's own losses: ``docs/trainer.md``.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ def test_evaluate_reports_the_same_eval_loss(model_dir, tokenizer, tmp_path):
     collator = transformers.DataCollatorForTokenClassification(tokenizer)
     results = []
     for f in (None, trainer_loss("cross_entropy")):
-        targs = transformers.TrainingArguments(output_dir=str(tmp_path / "out"), per_device_eval_batch_size=1,
+        targs = transformers.TrainingArguments(output_dir=str(tmp_path / "out"), per_device_eval_batch_size=3,
                                                use_cpu=True, report_to=[], disable_tqdm=True)
         trainer = transformers.Trainer(model=token_model(model_dir), args=targs, data_collator=collator,
                                        eval_dataset=datasets.Dataset.from_list(rows), compute_loss_func=f)
