@@ -18,6 +18,7 @@ from seqtag.errors import LossConfigError
 from seqtag.losses import (
     LOSSES,
     Loss,
+    LossModule,
     LossSpec,
     binary_focal,
     binary_hard_truncation,
@@ -594,3 +595,40 @@ def test_minus_infinity_logits_are_absent_classes_for_lstar():
     for k in (0.0, 0.5, 2.0):
         loss = get_loss("lstar", k=k)
         torch.testing.assert_close(loss(masked, t_full, reduction="none"), loss(x[:, keep], t_sub, reduction="none"))
+
+
+# --------------------------------------------------------------------------------------------- LossModule
+
+
+MODULE_CASES = [0, 3, 5, 9, 12]  # CE, weighted smoothed CE, focal with alpha, lstar, dice
+
+
+@pytest.mark.parametrize(("name", "params"), [VARIANTS[i] for i in MODULE_CASES],
+                         ids=[VARIANT_IDS[i] for i in MODULE_CASES])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_loss_module_equals_get_loss_and_passes_gradients(name, params, reduction):
+    logits, targets = make_batch(n=12, c=4, seed=5)
+    tokens = logits.reshape(3, 4, 4).clone().requires_grad_()  # (B, T, C)
+    crit = LossModule(name, reduction=reduction, **params)
+    got = crit(tokens, targets.reshape(3, 4))
+    flat = logits.clone().requires_grad_()
+    want = get_loss(name, **params)(flat, targets, reduction=reduction)
+    assert got.shape == ((3, 4) if reduction == "none" else ())
+    torch.testing.assert_close(got.reshape(want.shape), want, rtol=0, atol=0)
+    got.sum().backward()
+    want.sum().backward()
+    torch.testing.assert_close(tokens.grad.reshape(12, 4), flat.grad, rtol=0, atol=0)
+    assert tokens.grad.abs().sum() > 0 and torch.equal(tokens.grad.reshape(12, 4)[targets == IGNORE_INDEX],
+                                                       torch.zeros(4, 4, dtype=flat.dtype))
+    assert list(crit.parameters()) == [] and list(crit.buffers()) == []
+
+
+def test_loss_module_errors():
+    with pytest.raises(LossConfigError, match="unknown loss 'focul'; valid names: cross_entropy, dice, focal"):
+        LossModule("focul")
+    with pytest.raises(LossConfigError, match="loss 'focal': gamma=-1 is invalid"):
+        LossModule("focal", gamma=-1)
+    with pytest.raises(ValueError, match="reduction='avg' is invalid; accepted: mean, sum, none"):
+        LossModule("focal", reduction="avg")
+    with pytest.raises(ValueError, match=r"targets \(2, 4\) must have the shape of logits \(2, 3, 4\)"):
+        LossModule("focal")(torch.zeros(2, 3, 4), torch.zeros(2, 4, dtype=torch.long))
