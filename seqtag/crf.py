@@ -199,14 +199,20 @@ class CRF(nn.Module):
 
         A gold path through a forbidden move scores about ``-1e30`` (probability 0), so its loss is about 1e30:
         fix such data first (:func:`seqtag.data.schemes.repair`). Vectorised over the batch (a loop over the
-        chain positions only). Reads the longest chain length back from the device (:func:`compact`).
+        chain positions only). Reads two scalars back from the device: the longest chain length
+        (:func:`compact`) and whether any tag is out of range.
         """
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction={reduction!r} is invalid; accepted: {', '.join(REDUCTIONS)}")
+        self._check_emissions(emissions)
         if tags.shape != emissions.shape[:2] or tags.dtype.is_floating_point or tags.dtype == torch.bool:
             raise ValueError(f"tags must be integer ids of shape {tuple(emissions.shape[:2])}; got "
                              f"{tuple(tags.shape)} {tags.dtype}")
-        self._check_emissions(emissions)
+        for name, flag in (("mask", mask), ("sentence_start", sentence_start), ("sentence_end", sentence_end)):
+            want = emissions.shape[:2] if name == "mask" else emissions.shape[:1]
+            if flag is not None and (flag.shape != want or flag.dtype != torch.bool):
+                raise ValueError(f"{name} must be a bool tensor of shape {tuple(want)}; got {tuple(flag.shape)} "
+                                 f"{flag.dtype}")
         with torch.autocast(device_type=emissions.device.type, enabled=False):
             x, y, m = _compact(emissions, tags, tags != IGNORE_INDEX if mask is None else mask)
             dtype = torch.promote_types(x.dtype, torch.float32)

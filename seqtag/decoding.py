@@ -112,6 +112,8 @@ def viterbi(scores: Tensor, mask: Tensor, transitions: Tensor, start: Tensor, en
     [[1, 1]]
     """
     _check_chain(scores, transitions, start, end)
+    if mask.shape != scores.shape[:2]:
+        raise ValueError(f"mask must have shape (B, T) = {tuple(scores.shape[:2])}; got {tuple(mask.shape)}")
     lengths = mask_lengths(mask)
     b, t_max, _ = scores.shape
     if b == 0 or t_max == 0:
