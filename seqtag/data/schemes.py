@@ -248,6 +248,40 @@ def tags_from_spans(span_list: Iterable[Span], length: int, scheme: str) -> list
     return tags
 
 
+def _breaks(prev: tuple[str, str | None], cur: tuple[str, str | None], scheme: str) -> tuple[bool, bool]:
+    """The strict rule of ``scheme`` for two adjacent parsed tags: ``(prev_left_open, cur_orphan)``.
+
+    ``prev_left_open``: ``prev`` opens a span that ``cur`` does not continue (IOBES/BILOU only).
+    ``cur_orphan``: ``cur`` continues a span that ``prev`` did not open (IOB2 ``I``, IOBES/BILOU ``I``/``E``/``L``),
+    or, in IOB1, a ``B`` that does not follow a span of its type. The sentence boundaries read as ``("O", None)``.
+    """
+    same = prev[0] in ("B", "I") and prev[1] == cur[1]
+    if scheme == "IOB2":
+        return False, cur[0] == "I" and not same
+    if scheme == "IOB1":
+        return False, cur[0] == "B" and not same
+    last = "E" if scheme == "IOBES" else "L"
+    continues = same and cur[0] in ("I", last)
+    return prev[0] in ("B", "I") and not continues, cur[0] in ("I", last) and not continues
+
+
+def allowed_transition(prev: str, tag: str, scheme: str) -> bool:
+    """Whether ``tag`` may follow ``prev`` under the strict rules of :func:`find_problems`.
+
+    The sentence start and end read as ``"O"``: ``allowed_transition("O", tag, s)`` says whether a sentence may
+    start with ``tag``, ``allowed_transition(tag, "O", s)`` whether it may end with it. A sequence is valid iff
+    every adjacent pair, the start and the end are allowed. Raises :class:`DataError` on a malformed tag or a
+    prefix ``scheme`` does not use.
+
+    >>> allowed_transition("O", "I-PER", "IOB2"), allowed_transition("B-PER", "I-PER", "IOB2")
+    (False, True)
+    >>> allowed_transition("B-PER", "O", "IOBES")   # an unclosed span
+    False
+    """
+    a, b = _parse_all([prev, tag], scheme)
+    return not any(_breaks(a, b, scheme))
+
+
 def find_problems(tags: Sequence[str], scheme: str) -> list[tuple[int, str]]:
     """Every place where ``tags`` breaks ``scheme`` in the strict sense, as ``(token_index, message)``.
 
@@ -258,6 +292,7 @@ def find_problems(tags: Sequence[str], scheme: str) -> list[tuple[int, str]]:
     - IOBES / BILOU: ``I-X`` and ``E-X``/``L-X`` must follow ``B-X`` or ``I-X``; a ``B-X`` or ``I-X`` must be
       followed by ``I-X`` or ``E-X``/``L-X`` (an unclosed span is reported at its last token).
 
+    The rule for one pair of tags is :func:`allowed_transition` (constrained decoding uses it too).
     A malformed tag or a prefix the scheme does not use is reported too (and read as ``O`` for the rest).
     An empty list means the sequence is valid.
 
@@ -284,41 +319,35 @@ def find_problems(tags: Sequence[str], scheme: str) -> list[tuple[int, str]]:
     def desc(j: int) -> str:
         return "the sentence start" if j < 0 else f"{tags[j]} at token {j}"
 
-    if scheme in ("IOB1", "IOB2"):
-        for i, (prefix, type_) in enumerate(parsed):
-            prev_p, prev_t = parsed[i - 1] if i > 0 else ("O", None)
-            follows_same = prev_p in ("B", "I") and prev_t == type_
-            if scheme == "IOB2" and prefix == "I" and not follows_same:
-                problems.append(
-                    (i, f"{tags[i]} follows {desc(i - 1)}; in IOB2 a span starts with B-{type_}")
-                )
-            if scheme == "IOB1" and prefix == "B" and not follows_same:
-                problems.append(
-                    (i, f"{tags[i]} follows {desc(i - 1)}; in IOB1 a span starts with I-{type_}, and B-{type_} "
-                        f"only starts a span right after another {type_} span")
-                )
-    else:
-        last, single = ("E", "S") if scheme == "IOBES" else ("L", "U")
-        for i, (prefix, type_) in enumerate(parsed):
-            prev_p, prev_t = parsed[i - 1] if i > 0 else ("O", None)
-            prev_open = prev_p in ("B", "I")
-            continues = prev_open and prev_t == type_ and prefix in ("I", last)
-            if prev_open and not continues:
-                problems.append(
-                    (i - 1, f"the {prev_t} span ending at token {i - 1} is not closed: {tags[i - 1]} is followed by "
-                            f"{tags[i]}, but in {scheme} a span ends with {last}-{prev_t} (or is one {single}-{prev_t})")
-                )
-            if prefix in ("I", last) and not continues:
-                problems.append(
-                    (i, f"{tags[i]} follows {desc(i - 1)}; in {scheme} a span starts with B-{type_} "
-                        f"(or is one {single}-{type_} token)")
-                )
-        if parsed and parsed[-1][0] in ("B", "I"):
-            n = len(parsed) - 1
+    last, single = ("E", "S") if scheme == "IOBES" else ("L", "U")
+    n = len(parsed)
+    for i in range(n + 1):  # i = n: the sentence end, read as O
+        prev_p, prev_t = parsed[i - 1] if i > 0 else ("O", None)
+        left_open, orphan = _breaks((prev_p, prev_t), parsed[i] if i < n else ("O", None), scheme)
+        if left_open and i == n:
             problems.append(
-                (n, f"the {parsed[n][1]} span ending at token {n} is not closed: {tags[n]} ends the sentence, but "
-                    f"in {scheme} a span ends with {last}-{parsed[n][1]} (or is one {single}-{parsed[n][1]})")
+                (i - 1, f"the {prev_t} span ending at token {i - 1} is not closed: {tags[i - 1]} ends the sentence, "
+                        f"but in {scheme} a span ends with {last}-{prev_t} (or is one {single}-{prev_t})")
             )
+        elif left_open:
+            problems.append(
+                (i - 1, f"the {prev_t} span ending at token {i - 1} is not closed: {tags[i - 1]} is followed by "
+                        f"{tags[i]}, but in {scheme} a span ends with {last}-{prev_t} (or is one {single}-{prev_t})")
+            )
+        if orphan and scheme == "IOB2":
+            problems.append((i, f"{tags[i]} follows {desc(i - 1)}; in IOB2 a span starts with B-{parsed[i][1]}"))
+        elif orphan and scheme == "IOB1":
+            type_ = parsed[i][1]
+            problems.append(
+                (i, f"{tags[i]} follows {desc(i - 1)}; in IOB1 a span starts with I-{type_}, and B-{type_} "
+                    f"only starts a span right after another {type_} span")
+            )
+        elif orphan:
+            problems.append(
+                (i, f"{tags[i]} follows {desc(i - 1)}; in {scheme} a span starts with B-{parsed[i][1]} "
+                    f"(or is one {single}-{parsed[i][1]} token)")
+            )
+    if scheme in ("IOBES", "BILOU"):
         problems.sort(key=lambda p: p[0])
     return problems
 

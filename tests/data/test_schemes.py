@@ -13,6 +13,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from seqtag.data.schemes import (
     PREFIXES,
     SCHEMES,
+    allowed_transition,
     check_scheme,
     convert,
     detect_scheme,
@@ -237,6 +238,28 @@ def test_convert_round_trips_all_pairs(src, dst, case):
 )
 def test_find_problems_indices(tags, scheme, indices):
     assert [i for i, _ in find_problems(tags, scheme)] == indices
+
+
+@pytest.mark.parametrize(
+    "prev, tag, scheme, ok",
+    [
+        ("O", "I-PER", "IOB2", False), ("B-PER", "I-PER", "IOB2", True), ("I-LOC", "I-PER", "IOB2", False),
+        ("O", "I-PER", "IOB1", True), ("O", "B-PER", "IOB1", False), ("I-PER", "B-PER", "IOB1", True),
+        ("B-PER", "O", "IOBES", False), ("B-PER", "E-PER", "IOBES", True), ("S-PER", "E-PER", "IOBES", False),
+        ("E-PER", "O", "IOBES", True), ("I-PER", "L-PER", "BILOU", True), ("U-PER", "B-LOC", "BILOU", True),
+        ("I-PER", "U-PER", "BILOU", False), ("O", "O", "BILOU", True),
+    ],
+)
+def test_allowed_transition_is_the_pair_rule_of_find_problems(prev, tag, scheme, ok):
+    assert allowed_transition(prev, tag, scheme) is ok
+    # the two-tag sentence [prev, tag] is valid iff its start, the pair and its end are allowed
+    assert (find_problems([prev, tag], scheme) == []) is (ok and allowed_transition("O", prev, scheme)
+                                                         and allowed_transition(tag, "O", scheme))
+
+
+def test_allowed_transition_refuses_foreign_prefixes():
+    with pytest.raises(DataError, match="IOB2 does not have"):
+        allowed_transition("O", "S-PER", "IOB2")
 
 
 def test_find_problems_messages_say_the_rule():
