@@ -20,7 +20,7 @@ LAYERS = [
     ["seqtag.config"],
     ["seqtag.data", "seqtag.data.conll", "seqtag.data.squad", "seqtag.data.align", "seqtag.data.batching",
      "seqtag.data.ner", "seqtag.data.qa_windows", "seqtag.stats", "seqtag.plots"],
-    ["seqtag.model", "seqtag.accel"],
+    ["seqtag.model", "seqtag.accel", "seqtag.heads"],
     ["seqtag.inference"],
     ["seqtag.tasks.common", "seqtag.tasks.ner", "seqtag.tasks.qa", "seqtag.tasks", "seqtag.predict"],
     ["seqtag.train", "seqtag.evaluate"],
