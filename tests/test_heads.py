@@ -19,7 +19,7 @@ from seqtag.heads import CRFTagger, crf_of, load_crf_tagger, new_crf_tagger
 from seqtag.inference import load_finished_run, word_logits
 from seqtag.predict import load_tagger
 from seqtag.train import param_groups, train
-from tests.tiny import sentences, tiny_config, write_conll, write_config
+from tests.tiny import sentences, tiny_config, write_config, write_conll
 
 
 def long_sentence(seed: int) -> list[tuple[str, str]]:
