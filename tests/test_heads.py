@@ -11,7 +11,7 @@ import torch
 
 from seqtag.cli import main
 from seqtag.config import from_dict
-from seqtag.crf import TRANSITIONS_FILE, load_transitions, save_transitions
+from seqtag.crf import TRANSITIONS_FILE, load_transitions, save_transitions, viterbi_from_file
 from seqtag.data.align import encode_sentences
 from seqtag.data.schemes import find_problems
 from seqtag.errors import DataError
@@ -125,6 +125,24 @@ def test_a_sentence_longer_than_a_window_is_decoded_whole(crf_run):
         assert not find_problems(tags, "IOB2")
     gold = [[t for _, t in long_sentence(seed)] for seed in (20, 21, 22)]
     assert sum(a == b for g, p in zip(gold, tagged) for a, b in zip(g, p)) >= 0.95 * sum(map(len, gold))
+
+
+def test_the_model_cards_plain_pytorch_decoding_equals_seqtags(crf_run):
+    """What a model card tells transformers users: the plain encoder's logits at first subwords, then Viterbi
+    with the transitions file (seqtag.crf.viterbi_from_file), give seqtag's Viterbi tags."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    _, run = crf_run
+    tokenizer, model = AutoTokenizer.from_pretrained(str(run)), AutoModelForTokenClassification.from_pretrained(str(run))
+    sents = [[w for w, _ in s] for s in sentences(12, seed=30)]
+    expected = [tags for tags, _ in load_tagger(run, decoding="viterbi", device="cpu").tag(sents)]
+    for words, tags in zip(sents, expected):
+        enc = tokenizer(words, is_split_into_words=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = model(**enc).logits[0]
+        ids = enc.word_ids()
+        x = logits[[i for i, w in enumerate(ids) if w is not None and (i == 0 or ids[i - 1] != w)]]
+        assert viterbi_from_file(run / TRANSITIONS_FILE, x) == tags
 
 
 def test_crf_scores_train_at_their_own_rate_without_weight_decay(tmp_path):
