@@ -75,10 +75,13 @@ def test_config_errors_name_the_key(raw, overrides, match):
 def test_head_and_decoding_defaults_and_choices():
     cfg = from_dict(BASE)
     assert (cfg.model.head, cfg.predict.decoding, cfg.train.crf_learning_rate) == ("linear", "argmax", 1e-2)
-    cfg = apply_overrides(cfg, ["model.head=crf", "predict.decoding=viterbi"])
-    assert (cfg.model.head, cfg.predict.decoding) == ("crf", "viterbi")
-    assert from_dict(to_dict(cfg)) == cfg
-    assert to_dict(cfg)["predict"] == {"decoding": "viterbi"}
+    crf = apply_overrides(BASE, ["model.head=crf"])  # unset decoding follows the head
+    assert (crf.model.head, crf.predict.decoding) == ("crf", "viterbi")
+    assert from_dict(to_dict(crf)) == crf and to_dict(crf)["predict"] == {"decoding": "viterbi"}
+    assert apply_overrides(BASE, ["model.head=crf", "predict.decoding=argmax"]).predict.decoding == "argmax"
+    assert apply_overrides(BASE, ["predict.decoding=viterbi"]).predict.decoding == "viterbi"
+    qa = apply_overrides(BASE, ["task=qa", "data.format=squad"])
+    assert qa.predict.decoding is None
 
 
 def test_loss_errors_list_choices():

@@ -53,7 +53,7 @@ def test_crf_run_learns_and_records_its_head(crf_run):
     steps = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines() if '"type": "step"' in x]
     assert steps[-1]["loss"] < 0.3 * steps[0]["loss"]
     info = json.loads((run / "run_info.json").read_text())
-    assert (info["model_head"], info["decoding"], info["windows"]["dev"]["windowed"]) == ("crf", "argmax", 2)
+    assert (info["model_head"], info["decoding"], info["windows"]["dev"]["windowed"]) == ("crf", "viterbi", 2)
     assert info["windows"]["train"]["windowed"] == 3  # three of the four long sentences need two windows
 
 
@@ -99,7 +99,7 @@ def test_evaluate_and_predict_reproduce_trainings_dev_scores(crf_run, tmp_path, 
     assert main(["evaluate", str(run), "--data", dev, "--output", str(metrics), "--predictions",
                  str(tmp_path / "p.txt"), "--decoding", decoding]) == 0
     got = json.loads(metrics.read_text())[dev]
-    if decoding == "argmax":  # training evaluated with the run's predict.decoding (argmax)
+    if decoding == "viterbi":  # training evaluated with the run's predict.decoding (viterbi, a CRF run's default)
         assert got == json.loads((run / "metrics.json").read_text())["dev"]
     rows = [r.split("\n") for r in (tmp_path / "p.txt").read_text().strip().split("\n\n")]
     evaluated = [[line.split()[2] for line in r] for r in rows]
