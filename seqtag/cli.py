@@ -208,15 +208,15 @@ def _check_writable(*paths: str | None) -> None:
 
 def cmd_evaluate(args) -> int:
     from seqtag.evaluate import evaluate_run
-    from seqtag.runs import write_json_atomic, write_metrics, write_text_atomic
+    from seqtag.runs import write_json_atomic, write_text_atomic
 
     _check_writable(args.output, args.predictions)
     result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides)
     if not _is_main_process():
         return 0
     _print_metrics({args.data: result.scores.to_dict()})
-    if args.output:
-        write_metrics(Path(args.output), {args.data: result.scores})
+    if args.output:  # one split's scores, as in metrics.json
+        write_json_atomic(Path(args.output), result.scores.to_dict())
     if args.predictions:
         if isinstance(result.predictions, dict):  # QA: {id: answer}
             write_json_atomic(Path(args.predictions), result.predictions)
@@ -245,7 +245,8 @@ def cmd_predict(args) -> int:
 
     if args.text is None and not args.input:
         raise SeqtagError("give --text TEXT or --input FILE (see seqtag predict --help)")
-    tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16, max_tokens=args.max_tokens)
+    tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16, max_tokens=args.max_tokens,
+                         accelerator=_prediction_accelerator(args.bf16))
     if args.text is not None:
         words, offsets = split_words(args.text, tagger.tokenizer)
         records = [{"text": args.text, "words": words, "offsets": offsets}]
@@ -277,9 +278,9 @@ def _predict_qa(run_dir: Path, args) -> int:
         raise SeqtagError("give --question/--context or --input, not both")
     if not single and not args.input:
         raise SeqtagError("give --question and --context, or --input FILE (JSONL with question and context)")
-    run = load_finished_run(run_dir)
-    accelerator = make_accelerator("bf16" if args.bf16 else "no")
-    model = accelerator.prepare(run.model)
+    accelerator = _prediction_accelerator(args.bf16) or make_accelerator("bf16" if args.bf16 else "no")
+    run = load_finished_run(run_dir, str(accelerator.device))
+    model = run.model
     records = [{"question": args.question, "context": args.context}] if single else read_question_records(args.input)
 
     def results():
@@ -293,8 +294,25 @@ def _predict_qa(run_dir: Path, args) -> int:
     return _write_lines(args.output, results())
 
 
+def _prediction_accelerator(bf16: bool):
+    """Under ``accelerate launch``/``torchrun`` (several processes) an accelerator that shares the batches out;
+    None in a single process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    from seqtag.accel import make_accelerator
+
+    return make_accelerator("bf16" if bf16 else "no")
+
+
 def _write_lines(output: str | None, lines) -> int:
-    """Write text records to ``output`` atomically (never half-written) with a progress count, or to stdout."""
+    """Write text records to ``output`` atomically (never half-written) with a progress count, or to stdout.
+
+    Under several processes every process computes its share of each chunk and receives all results; only the
+    main one writes, in input order."""
+    if not _is_main_process():
+        for _ in lines:  # take part in every chunk's batches
+            pass
+        return 0
     if not output:
         for line in lines:
             sys.stdout.write(line)

@@ -85,6 +85,7 @@ class Tagger:
     batch_size: int = 64
     autocast: bool = False
     max_tokens: int = DEFAULT_MAX_TOKENS
+    accelerator: object = None  # under `accelerate launch`: batches are shared out, every process gets all results
 
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
         """Tags and probabilities for every word of every sentence (windows merged, one tag per word)."""
@@ -92,20 +93,22 @@ class Tagger:
             return []
         enc = encode_sentences(self.tokenizer, sentences, None, max_length=self.max_length, stride=self.stride)
         probs = word_probabilities(self.model, enc, [len(s) for s in sentences], self.tokenizer.pad_token_id,
-                                   batch_size=self.batch_size, max_tokens=self.max_tokens, autocast=self.autocast)
+                                   batch_size=self.batch_size, max_tokens=self.max_tokens, autocast=self.autocast,
+                                   accelerator=self.accelerator)
         tags, scores = argmax_decode(probs, self.labels)
         return list(zip(tags, scores, strict=True))
 
 
 def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = None,
-                autocast: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS) -> Tagger:
-    """Load a finished NER run for prediction (safetensors weights only)."""
-    run = load_finished_run(run_dir, device)
+                autocast: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS, accelerator=None) -> Tagger:
+    """Load a finished NER run for prediction (safetensors weights only). With an ``accelerator`` (several
+    processes), its device and mixed precision are used."""
+    run = load_finished_run(run_dir, str(accelerator.device) if accelerator is not None else device)
     if run.cfg.task != "ner":
         raise SeqtagError(f"{run.run_dir} is a {run.cfg.task} run, not an NER run; use `seqtag predict --question ... "
                           "--context ...`")
     return Tagger(run.model, run.tokenizer, run.labels, run.cfg.data.train_scheme, run.cfg.data.max_length,
-                  run.cfg.data.stride, batch_size, autocast, max_tokens)
+                  run.cfg.data.stride, batch_size, autocast, max_tokens, accelerator)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

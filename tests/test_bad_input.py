@@ -385,7 +385,7 @@ def test_predict_interrupted_by_sigterm_leaves_no_output(finished_run, tmp_path)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "seqtag predict: interrupted" in err and "Traceback" not in err
+    assert proc.returncode == 143 and "seqtag predict: interrupted" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
 
 
