@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from seqtag.errors import ConfigError
+from seqtag.stats import inverse_frequency_weights
 
 
 @dataclass(frozen=True)
@@ -109,12 +111,8 @@ def _inverse_frequency_weights(cfg_path: str, overrides: Sequence[str]) -> list[
 
     cfg = load_config(cfg_path, list(overrides))
     data = load_ner_data(cfg.data)
-    counts = {lab: 0 for lab in data.labels}
-    for s in data.splits["train"]:
-        for t in s.tags:
-            counts[t] += 1
-    n, c = sum(counts.values()), len(counts)
-    return [round(n / (c * max(counts[lab], 1)), 6) for lab in data.labels]
+    weights = inverse_frequency_weights(Counter(t for s in data.splits["train"] for t in s.tags), data.labels)
+    return [round(weights[lab], 6) for lab in data.labels]
 
 
 def _loss_overrides(setting: LossSetting, inv_weights) -> list[str]:

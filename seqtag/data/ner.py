@@ -70,16 +70,12 @@ def _detect_scheme(sentences: Sequence[Sentence]) -> str:
         raise DataError(f"{source}: {e}. Fix the tags, or name the scheme with data.scheme") from None
 
 
-def _entity_types(sentences: Sequence[Sentence]) -> set[str]:
-    return {t.split("-", 1)[1] for s in sentences for t in (s.tags or ()) if t != "O"}
-
-
 def _map_unseen(sentences: list[Sentence], known: set[str], split: str, policy: str) -> tuple[list[Sentence], int]:
     out, mapped = [], 0
     for s in sentences:
         tags = list(s.tags or ())
         for i, t in enumerate(tags):
-            if t != "O" and t.split("-", 1)[1] not in known:
+            if t != "O" and schemes.entity_type(t) not in known:
                 if policy == "error":
                     raise DataError(
                         f"{s.source}:{s.line + i}: the {split} label {t!r} has an entity type never seen in training "
@@ -111,7 +107,7 @@ def load_ner_data(data: DataConfig) -> NERData:
         if source != data.train_scheme:
             sents = [replace(s, tags=tuple(schemes.convert(list(s.tags), source, data.train_scheme))) for s in sents]
         splits[split] = sents
-    known = _entity_types(splits["train"])
+    known = set(schemes.entity_types(s.tags for s in splits["train"]))
     for split in ("dev", "test"):
         if split in splits:
             splits[split], n = _map_unseen(splits[split], known, split, data.unseen_labels)
@@ -129,11 +125,8 @@ def continuation_ids(labels: Sequence[str]) -> list[int]:
     index = {lab: i for i, lab in enumerate(labels)}
     out = []
     for lab in labels:
-        if lab == "O":
-            out.append(index["O"])
-            continue
-        prefix, typ = lab.split("-", 1)
-        out.append(index.get(f"I-{typ}", index[lab]) if prefix in ("B", "I", "S", "U", "E", "L") else index[lab])
+        typ = schemes.entity_type(lab)
+        out.append(index[lab] if typ is None else index.get(f"I-{typ}", index[lab]))
     return out
 
 
