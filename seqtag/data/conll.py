@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from seqtag.data.hub_datasets import load_split
 from seqtag.data.schemes import _BadTag, check_scheme, find_problems, repair
 from seqtag.errors import ConfigError, DataError, where
 
@@ -430,32 +431,12 @@ def load_hub_dataset(
 ) -> list[Sentence]:
     """Load one split of a Hugging Face dataset as sentences.
 
-    A directory written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` is read with
-    ``datasets.load_from_disk`` (a single saved ``Dataset`` is used whatever ``split`` says); anything else goes
-    to ``datasets.load_dataset(name_or_path, config_name, split=split)``. Integer tags with ``ClassLabel``
-    features are mapped to their names; string tags are used as they are. ``tags_column=None`` reads untagged
-    data. Sentences get ``source="NAME[SPLIT]"`` and ``line = row + 1``.
+    The split is opened by :func:`seqtag.data.hub_datasets.load_split` (a ``save_to_disk`` directory or a Hub
+    dataset). Integer tags with ``ClassLabel`` features are mapped to their names; string tags are used as they
+    are. ``tags_column=None`` reads untagged data. Sentences get ``source="NAME[SPLIT]"`` and ``line = row + 1``.
     """
-    import datasets  # heavy; only needed here
-
-    p = Path(name_or_path)
+    ds = load_split(name_or_path, split, config_name)
     source = f"{name_or_path}[{split}]"
-    if p.is_dir() and ((p / "dataset_dict.json").exists() or (p / "state.json").exists()):
-        loaded = datasets.load_from_disk(str(p))
-        if isinstance(loaded, datasets.DatasetDict):
-            if split not in loaded:
-                raise DataError(f"{p} has no split {split!r}; its splits: {', '.join(loaded)}")
-            loaded = loaded[split]
-        ds = loaded
-    else:
-        try:
-            ds = datasets.load_dataset(str(name_or_path), config_name, split=split)
-        except Exception as e:  # load_dataset raises many types (network, missing, bad config); all user-fixable
-            raise DataError(
-                f"could not load split {split!r} of dataset {str(name_or_path)!r}: {type(e).__name__}: {e}. "
-                f"Offline? Save the dataset with save_to_disk() on a machine that can reach the Hub and pass "
-                f"that directory"
-            ) from e
     for col in (tokens_column, tags_column):
         if col is not None and col not in ds.column_names:
             raise DataError(f"{source}: no column {col!r}; its columns: {', '.join(ds.column_names)}")

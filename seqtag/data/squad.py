@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqtag.data.hub_datasets import load_split
 from seqtag.errors import DataError, where
 
 QA_FORMATS = ("auto", "squad", "jsonl")
@@ -276,24 +277,10 @@ def read_qa(path: str | Path, fmt: str = "auto") -> list[QAExample]:
 def load_hub_qa(name_or_path: str | Path, split: str) -> list[QAExample]:
     """Load a QA dataset with `datasets` (records shaped like :func:`read_squad_jsonl`'s) and return one split.
 
-    A local directory written by ``save_to_disk`` is read with ``load_from_disk``; anything else goes to
-    ``load_dataset(name_or_path, split=split)`` (which needs the dataset in the local cache when offline).
+    The split is opened by :func:`seqtag.data.hub_datasets.load_split` (a ``save_to_disk`` directory, or
+    ``load_dataset(name_or_path, split=split)``, which needs the dataset in the local cache when offline).
     """
-    import datasets  # heavy, optional here
-
-    p = Path(name_or_path)
-    saved = p.is_dir() and any((p / f).exists() for f in ("dataset_dict.json", "state.json"))
-    if saved:
-        ds = datasets.load_from_disk(str(p))
-        if isinstance(ds, datasets.DatasetDict):
-            if split not in ds:
-                raise DataError(f"{p}: no split {split!r}; available splits: {sorted(ds)}.")
-            ds = ds[split]
-    else:
-        try:
-            ds = datasets.load_dataset(str(name_or_path), split=split)
-        except ValueError as e:  # an unknown split
-            raise DataError(f"{name_or_path}: cannot load split {split!r} ({e}).") from e
+    ds = load_split(name_or_path, split)
     source = f"{name_or_path}[{split}]"
     examples = [_example_from_record(rec, f"{source} row {i}") for i, rec in enumerate(ds)]
     return _check_unique(examples, source)
