@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("--token-column", type=int, default=0)
     s.add_argument("--tag-column", type=int, default=-1)
+    s.add_argument("--encoding", default="utf-8", help="text encoding of the file (e.g. latin-1, cp1252)")
     s.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     h = add("push", "Upload a finished run to the Hugging Face Hub with a generated model card.")
@@ -218,14 +219,10 @@ def _write_predictions(tagger, records, args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from seqtag.data.conll import read_sentences
+    from seqtag.data.conll import read_tagged
     from seqtag.stats import format_stats, label_stats
 
-    if not Path(args.file).is_file():
-        raise SeqtagError(f"{args.file} does not exist")
-    kw = {} if args.file.endswith((".json", ".jsonl")) else {"token_column": args.token_column,
-                                                              "tag_column": args.tag_column}
-    sents = read_sentences(args.file, **kw)
+    sents = read_tagged(args.file, token_column=args.token_column, tag_column=args.tag_column, encoding=args.encoding)
     stats = label_stats([s.tags for s in sents])
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
     return 0

@@ -161,3 +161,40 @@ def test_wnut17_train_matches_source_counts():
     n_labels = len(s["labels"])
     assert n_labels == 13
     assert s["inverse_frequency_weights"]["O"] == pytest.approx(62730 / (13 * 59570))
+
+
+def test_stats_command_reports_bad_files_at_file_line_in_a_subprocess(tmp_path):
+    """seqtag stats reads through the training reader: file:line errors, exit 2, no traceback, nothing written."""
+    from tests.cli_subprocess import listing, run_seqtag, user_error
+
+    (tmp_path / "disease.txt").write_text("aspirin O\nfever Disease\n")
+    (tmp_path / "labels.jsonl").write_text('{"tokens": ["a"], "labels": ["O"]}\n')
+    (tmp_path / "latin.txt").write_bytes("Z\u00fcrich B-LOC\n".encode("latin-1"))
+    before = listing(tmp_path)
+    msg = user_error(run_seqtag("stats", "disease.txt", cwd=tmp_path), "stats")
+    assert msg.startswith("disease.txt:2: malformed tag 'Disease'")
+    msg = user_error(run_seqtag("stats", "labels.jsonl", cwd=tmp_path), "stats")
+    assert msg.startswith("labels.jsonl:1: the record has no tag key 'tags' or 'ner_tags' (its keys: 'tokens', 'labels')")
+    msg = user_error(run_seqtag("stats", "latin.txt", cwd=tmp_path), "stats")
+    assert "latin.txt:1: byte 0xfc" in msg and "--encoding latin-1 for seqtag stats" in msg
+    assert listing(tmp_path) == before
+
+
+def test_stats_command_bad_input_and_its_fixes(tmp_path, capsys, monkeypatch):
+    import json
+
+    from seqtag.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bare.txt").write_text("a O\n\nb B-\n")
+    (tmp_path / "ner.jsonl").write_text('{"tokens": ["a", "b"], "ner_tags": ["B-X", "O"]}\n')
+    (tmp_path / "latin.txt").write_bytes("Z\u00fcrich B-LOC\n".encode("latin-1"))
+    (tmp_path / "dir").mkdir()
+    assert main(["stats", "bare.txt"]) == 2
+    assert capsys.readouterr().err.startswith("seqtag stats: error: bare.txt:3: malformed tag 'B-'")
+    assert main(["stats", "dir"]) == 2
+    assert capsys.readouterr().err.startswith("seqtag stats: error: dir is a directory, not a file (it is empty)")
+    assert main(["stats", "latin.txt", "--encoding", "latin-1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["entities"]["LOC"]["count"] == 1
+    assert main(["stats", "ner.jsonl", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"]["B-X"]["count"] == 1
