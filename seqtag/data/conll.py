@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from seqtag.data.files import check_readable_file
+from seqtag.data.files import check_readable_file, decode_error, decode_text
 from seqtag.data.hub_datasets import load_split
 from seqtag.data.schemes import _BadTag, check_scheme, find_problems, parse_tag, repair
 from seqtag.errors import ConfigError, DataError, where
@@ -84,15 +84,6 @@ def _has_mixed_separators(line: str) -> bool:
     return "\t" in inner and " " in inner
 
 
-def _decode_error(src: str, lineno: int, byte: int, offset: int, encoding: str) -> DataError:
-    return DataError(
-        f"{src}:{lineno}: byte 0x{byte:02x} at byte offset {offset} (0-based, from the start of the file) is not "
-        f"valid {encoding}. If the file is in another encoding, name it: data.encoding=latin-1 in a config, "
-        f"--encoding latin-1 for seqtag stats (cp1252 for Windows files); or convert it to UTF-8, e.g. "
-        f"`iconv -f latin1 -t utf-8 {src} > {Path(src).stem}.utf8{Path(src).suffix}`"
-    )
-
-
 def _codec(encoding: str, src: str) -> str:
     try:
         return codecs.lookup(encoding).name
@@ -105,7 +96,7 @@ def _decode(raw: bytes, encoding: str, src: str, lineno: int, line_start: int) -
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
-        raise _decode_error(src, lineno, raw[e.start], line_start + e.start, encoding) from None
+        raise decode_error(src, lineno, raw[e.start], line_start + e.start, encoding) from None
 
 
 def iter_conll(
@@ -280,12 +271,7 @@ def read_jsonl(
         data = Path(path).read_bytes()
     except OSError as e:
         raise DataError(f"cannot read {src}: {e.strerror or e}") from None
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        raise _decode_error(src, data.count(b"\n", 0, e.start) + 1, data[e.start], e.start, encoding) from None
+    text = decode_text(data, encoding, src)
     if text.lstrip().startswith("["):
         records: Iterable[tuple[int, Any]] = _json_array(text, src)
     else:

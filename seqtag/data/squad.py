@@ -10,6 +10,7 @@ split of the dev set (:func:`split_articles`: articles 1-38 for training, 39-48 
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqtag.data.files import check_readable_file, decode_text
 from seqtag.data.hub_datasets import load_split
 from seqtag.errors import DataError, where
 
@@ -135,9 +137,8 @@ def _check_unique(examples: list[QAExample], source: object) -> list[QAExample]:
 # SQuAD v1.1 JSON
 
 
-def _load_json_text(path: Path) -> str:
-    if not path.exists():
-        raise DataError(f"{path}: no such file.")
+def _load_json_text(path: Path, encoding: str = "utf-8") -> str:
+    check_readable_file(path)
     if path.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(path) as z:
@@ -149,16 +150,16 @@ def _load_json_text(path: Path) -> str:
                         f"{path}: expected exactly one .json file inside the zip, found {members or 'none'}. "
                         "Unzip it and pass the JSON file instead."
                     )
-                return z.read(members[0]).decode("utf-8")
+                return decode_text(z.read(members[0]), encoding, f"{path}:{members[0]}")
         except zipfile.BadZipFile as e:
             raise DataError(f"{path}: not a valid zip file ({e}).") from e
-    return path.read_text(encoding="utf-8")
+    return decode_text(path.read_bytes(), encoding, str(path))
 
 
-def squad_articles(path: str | Path) -> list[dict]:
+def squad_articles(path: str | Path, encoding: str = "utf-8") -> list[dict]:
     """The raw ``data`` list (articles) of a SQuAD v1.1 ``.json`` or ``.zip``, as the official metric reads it."""
     path = Path(path)
-    text = _load_json_text(path)
+    text = _load_json_text(path, encoding)
     if not text.strip():
         raise DataError(f"{path}: the file is empty; expected SQuAD v1.1 JSON with a 'data' list.")
     try:
@@ -201,9 +202,9 @@ def examples_from_articles(
     return _check_unique(examples, source)
 
 
-def read_squad(path: str | Path) -> list[QAExample]:
+def read_squad(path: str | Path, encoding: str = "utf-8") -> list[QAExample]:
     """Read SQuAD v1.1 JSON (nested ``data/paragraphs/qas``) from a ``.json`` file or a ``.zip`` holding one."""
-    return examples_from_articles(squad_articles(path), source=Path(path))
+    return examples_from_articles(squad_articles(path, encoding), source=Path(path))
 
 
 def split_articles(
@@ -233,29 +234,28 @@ def split_articles(
 # JSON lines, dispatch, datasets
 
 
-def read_squad_jsonl(path: str | Path) -> list[QAExample]:
+def read_squad_jsonl(path: str | Path, encoding: str = "utf-8") -> list[QAExample]:
     """Read one record per line: ``{"id","question","context","answers": {"text": [...], "answer_start": [...]}}``
     (optional ``"title"``). Blank lines are skipped; errors name ``file:line``."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file.")
+    check_readable_file(path)
     examples = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            loc = where(path, lineno)
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(
-                    f"{loc}: not valid JSON ({e.msg}); each line must hold one JSON object."
-                ) from e
-            examples.append(_example_from_record(rec, loc))
+    text = decode_text(path.read_bytes(), encoding, str(path))
+    for lineno, line in enumerate(io.StringIO(text, newline=None), start=1):  # universal newlines, as open() reads
+        if not line.strip():
+            continue
+        loc = where(path, lineno)
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(
+                f"{loc}: not valid JSON ({e.msg}); each line must hold one JSON object."
+            ) from e
+        examples.append(_example_from_record(rec, loc))
     return _check_unique(examples, path)
 
 
-def read_qa(path: str | Path, fmt: str = "auto") -> list[QAExample]:
+def read_qa(path: str | Path, fmt: str = "auto", encoding: str = "utf-8") -> list[QAExample]:
     """Read QA examples; ``fmt="auto"`` picks SQuAD JSON for ``.json``/``.zip`` and JSON lines for ``.jsonl``."""
     path = Path(path)
     if fmt not in QA_FORMATS:
@@ -271,7 +271,7 @@ def read_qa(path: str | Path, fmt: str = "auto") -> list[QAExample]:
                 f"{path}: cannot tell the QA format from the extension {suffix!r}; use .json/.zip (SQuAD) or "
                 f".jsonl, or pass fmt='squad' or fmt='jsonl'."
             )
-    return read_squad(path) if fmt == "squad" else read_squad_jsonl(path)
+    return read_squad(path, encoding) if fmt == "squad" else read_squad_jsonl(path, encoding)
 
 
 def load_hub_qa(name_or_path: str | Path, split: str) -> list[QAExample]:
