@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("config")
     t.add_argument("overrides", nargs="*", metavar="key=value")
 
-    v = add("validate", "Load and validate a config (and overrides) without touching data or models.")
+    v = add("validate", "Validate a config (and overrides): check the data files and a local model exist, read the "
+                        "training tags (files up to 64 MiB) and print the resolved config with every default.")
     v.add_argument("config")
     v.add_argument("overrides", nargs="*", metavar="key=value")
 
@@ -135,11 +136,13 @@ def _is_main_process() -> bool:
 
 
 def cmd_validate(args) -> int:
+    from seqtag.checks import check_config_inputs
     from seqtag.config import dump_config, load_config
 
     cfg = load_config(args.config, args.overrides)
-    print(dump_config(cfg), end="")
-    print(f"# {args.config}: valid", file=sys.stderr)
+    notes = check_config_inputs(cfg)
+    print(dump_config(cfg, every_default=True), end="")
+    print("".join(f"# {note}\n" for note in notes) + f"# {args.config}: valid", file=sys.stderr)
     return 0
 
 
