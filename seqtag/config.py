@@ -67,11 +67,11 @@ class DataConfig:
     encoding: str = "utf-8"  # text encoding of the CoNLL/JSONL files, e.g. latin-1 or cp1252 (ASCII-compatible ones)
     # QA only
     qa_head: str = "pointer"  # pointer: start/end logits (AutoModelForQuestionAnswering); tagging: O/B-ANS/I-ANS
-    doc_stride: int = 128  # QA: context tokens shared by consecutive windows (run_qa.py's doc_stride)
-    max_answer_length: int = 30  # QA: longest answer in subword tokens considered by decoding
-    train_articles: list[int] | None = None  # QA on a SQuAD file: [start, end) article range used for training
-    dev_articles: list[int] | None = None  # QA: [start, end) article range of the dev split (same file allowed)
-    test_articles: list[int] | None = None  # QA: [start, end) article range of the test split
+    doc_stride: int = 128  # context tokens shared by consecutive windows (run_qa.py's doc_stride)
+    max_answer_length: int = 30  # longest answer in subword tokens considered by decoding
+    train_articles: list[int] | None = None  # on a SQuAD file: [start, end) article range used for training
+    dev_articles: list[int] | None = None  # [start, end) article range of the dev split (same file allowed)
+    test_articles: list[int] | None = None  # [start, end) article range of the test split
 
 
 @dataclass(frozen=True)
