@@ -158,6 +158,23 @@ def iter_conll(
             yield Sentence(tuple(tokens), tuple(tags) if tag_column is not None else None, src, first_line)
 
 
+def iter_text_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Stream ``(line_number, text)`` for each line of a plain text file (prediction input: one text per line).
+
+    Line ends (LF or CRLF) and a leading byte-order mark are removed; blank lines are yielded too, so line numbers
+    match the file. A byte that is not ``encoding`` raises the same :class:`DataError` as the other readers.
+    """
+    src = str(path)
+    _codec(encoding, src)
+    check_readable_file(path)
+    with open(path, "rb") as f:
+        offset = 0
+        for lineno, raw in enumerate(f, start=1):
+            line_start, offset = offset, offset + len(raw)
+            text = _decode(raw, encoding, src, lineno, line_start).rstrip("\r\n")
+            yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text
+
+
 def _column_count_error(
     src: str, lineno: int, n: int, mixed: bool, n_columns: int, norm_line: int, norm_mixed: bool
 ) -> DataError:

@@ -17,6 +17,7 @@ from seqtag.data.conll import (
     Sentence,
     check_tags,
     iter_conll,
+    iter_text_lines,
     load_hub_dataset,
     read_conll,
     read_jsonl,
@@ -138,7 +139,7 @@ def test_decode_error_advice_names_an_option_that_exists(tmp_path):
     for read in (read_conll, functools.partial(read_tagged, fmt="conll")):
         with pytest.raises(DataError, match=r"f\.txt:1: byte 0xe9 .*not valid utf-8\. If the file is in another "
                                             r"encoding, name it: data\.encoding=latin-1 in a config, --encoding "
-                                            r"latin-1 for seqtag stats"):
+                                            r"latin-1 on the command line \(seqtag stats\)"):
             read(p)
     assert pairs(read_tagged(p, encoding="latin-1")) == [(("b\u00e9",), ("O",))]
     j = write(tmp_path, '{"tokens": ["b\u00e9"], "tags": ["O"]}\n'.encode("cp1252"), "f.jsonl")
@@ -528,3 +529,12 @@ def test_check_tags_accepts_o_and_prefix_type_and_untagged():
     check_tags([Sentence(("a", "b"), ("B-creative-work", "O")), Sentence(("c",), None)])
     with pytest.raises(DataError, match=r"x\.txt:5: malformed tag 'I-'"):
         check_tags([Sentence(("a", "b"), ("O", "I-"), "x.txt", 4)])
+
+
+def test_iter_text_lines_keeps_line_numbers_and_names_bad_bytes(tmp_path):
+    p = write(tmp_path, "\ufeffJohn lives here\r\n\nin Z\u00fcrich\n".encode("utf-8"), "t.txt")
+    assert list(iter_text_lines(p)) == [(1, "John lives here"), (2, ""), (3, "in Z\u00fcrich")]
+    latin = write(tmp_path, "ok\nin Z\u00fcrich\n".encode("latin-1"), "l.txt")
+    with pytest.raises(DataError, match=r"l\.txt:2: byte 0xfc at byte offset 7 .*data\.encoding=latin-1"):
+        list(iter_text_lines(latin))
+    assert list(iter_text_lines(latin, encoding="latin-1"))[1] == (2, "in Z\u00fcrich")
