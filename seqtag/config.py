@@ -339,26 +339,34 @@ def _check_encoding(encoding: str) -> None:
                           f"files to UTF-8")
 
 
+def _setting(key: str) -> str:
+    return key if key.startswith("-") else f"config key '{key}'"
+
+
 def check_repo_id(repo_id: str, key: str = "hub.repo_id") -> str:
     """Return ``repo_id`` if the Hub accepts it as ``namespace/name``, else raise :class:`ConfigError` naming the rule.
 
-    The rule is huggingface_hub's ``validate_repo_id`` with a namespace required: letters, digits, ``-``, ``_`` and
-    ``.``, at most 96 characters per part, no ``--`` or ``..``, no part starting or ending with ``-`` or ``.``,
-    no ``.git`` at the end.
+    The rule is huggingface_hub's ``validate_repo_id`` with a namespace required and ASCII only (as the Hub
+    itself): letters, digits, ``-``, ``_`` and ``.``, at most 96 characters per part, no ``--`` or ``..``, no part
+    starting or ending with ``-`` or ``.``, no ``.git`` at the end. ``key`` names the setting in the message
+    (``hub.repo_id``, or ``--repo-id`` for ``seqtag push``).
 
     >>> check_repo_id("alice/minilm-wnut17")
     'alice/minilm-wnut17'
     """
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    rule = ("a Hub repo id is namespace/name, each part made of letters, digits, '-', '_' and '.', at most 96 "
+    rule = ("a Hub repo id is namespace/name, each part made of ASCII letters, digits, '-', '_' and '.', at most 96 "
             "characters, without '--' or '..', not starting or ending with '-' or '.', and not ending in '.git'")
     if repo_id.count("/") != 1:
-        raise ConfigError(f"config key '{key}' must look like 'namespace/name', got {repo_id!r}; {rule}")
+        raise ConfigError(f"{_setting(key)} must look like 'namespace/name', got {repo_id!r}; {rule}")
     try:
         validate_repo_id(repo_id)
+        valid = repo_id.isascii()  # validate_repo_id's \w lets non-ASCII letters through; the Hub does not
     except HFValidationError:
-        raise ConfigError(f"config key '{key}' is {repo_id!r}, which the Hub does not accept: {rule}") from None
+        valid = False
+    if not valid:
+        raise ConfigError(f"{_setting(key)} is {repo_id!r}, which the Hub does not accept: {rule}")
     return repo_id
 
 

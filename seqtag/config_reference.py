@@ -79,7 +79,7 @@ def _default(f: dataclasses.Field) -> str:
 
 # keys checked at load by a rule of their own in seqtag/config.py, not by a range or a list of choices
 _RULES = {
-    "hub.repo_id": "namespace/name by the Hub's rules (letters, digits, '-', '_', '.')",
+    "hub.repo_id": "namespace/name by the Hub's rules (ASCII letters, digits, '-', '_', '.')",
     "data.encoding": "an ASCII-compatible Python codec",
 }
 
