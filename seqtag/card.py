@@ -30,6 +30,7 @@ import yaml
 
 from seqtag import losses, runs
 from seqtag.config import Config, DataConfig, from_dict, load_config
+from seqtag.data import schemes
 from seqtag.errors import ConfigError, SeqtagError
 from seqtag.paths import resolve
 from seqtag.runs import Metrics, RunInfo, SplitScores, read_json
@@ -591,7 +592,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
     run = read_run(run_dir)
     model_name = (repo_id or run.path.resolve().name).split("/")[-1]
     meta = card_metadata(run, model_name)
-    types = sorted({label.split("-", 1)[1] for label in run.labels if "-" in label}) if run.config.task == "ner" else []
+    types = sorted(schemes.entity_types([run.labels])) if run.config.task == "ner" else []
     intended = ("Extracting answer spans to questions from passages similar to the training data."
                 if run.config.task == "qa" else
                 f"Tagging {', '.join(types) or 'entity'} mentions in text similar to the training data.")

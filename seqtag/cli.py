@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     t = add("train", "Train a model as a YAML config says (key=value overrides allowed).")
     config_args(t)
 
-    v = add("validate", "Load and validate a config (and overrides); print it resolved, defaults filled in.")
+    v = add("validate", "Validate a config (and overrides): check the data files and a local model exist, read the "
+                        "training tags (files up to 64 MiB) and print the resolved config with every default.")
     config_args(v)
 
     e = add("evaluate", "Score a finished run on a labelled file; print the report and write metrics JSON.")
@@ -127,11 +128,13 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--max-tokens", type=int, default=4096,
                     help="most padded subword tokens per batch: bounds peak memory on long texts")
     pr.add_argument("--bf16", action="store_true", help="bf16 autocast (faster on CPUs with bf16 support)")
+    pr.add_argument("--encoding", default="utf-8", help="text encoding of --input (e.g. latin-1, cp1252)")
 
     s = add("stats", "Describe a labelled file: label shares, O share, entity lengths, inverse-frequency weights.")
     s.add_argument("file", help="CoNLL columns, or JSON Lines with tokens and tags")
     s.add_argument("--token-column", type=int, default=0, help="CoNLL: column of the word (default 0)")
     s.add_argument("--tag-column", type=int, default=-1, help="CoNLL: column of the tag (default -1, the last)")
+    s.add_argument("--encoding", default="utf-8", help="text encoding of the file (e.g. latin-1, cp1252)")
     s.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     h = add("push", "Upload a finished run to the Hugging Face Hub with a generated model card.")
@@ -180,11 +183,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from seqtag.checks import check_config_inputs
     from seqtag.config import dump_config, load_config
 
     cfg = load_config(args.config, args.overrides)
-    print(dump_config(cfg), end="")
-    print(f"# {args.config}: valid", file=sys.stderr)
+    notes = check_config_inputs(cfg)
+    print(dump_config(cfg, every_default=True), end="")
+    print("".join(f"# {note}\n" for note in notes) + f"# {args.config}: valid", file=sys.stderr)
     return 0
 
 
@@ -251,7 +256,7 @@ def cmd_predict(args) -> int:
         words, offsets = split_words(args.text, tagger.tokenizer)
         records = [{"text": args.text, "words": words, "offsets": offsets}]
     else:
-        records = read_records(args.input, args.input_format, tagger.tokenizer)
+        records = read_records(args.input, args.input_format, tagger.tokenizer, args.encoding)
     from seqtag.predict import format_record, predict_stream
 
     return _write_lines(args.output, (format_record(rec, args.output_format) for rec in predict_stream(tagger, records)))
@@ -332,15 +337,10 @@ def _write_lines(output: str | None, lines) -> int:
 
 
 def cmd_stats(args) -> int:
-    from seqtag.data.conll import read_sentences
+    from seqtag.data.conll import read_tagged
     from seqtag.stats import format_stats, label_stats
 
-    if not Path(args.file).is_file():
-        raise SeqtagError(f"{args.file} {'is a directory' if Path(args.file).is_dir() else 'does not exist'}; give a "
-                          "labelled file")
-    kw = {} if args.file.endswith((".json", ".jsonl")) else {"token_column": args.token_column,
-                                                              "tag_column": args.tag_column}
-    sents = read_sentences(args.file, **kw)
+    sents = read_tagged(args.file, token_column=args.token_column, tag_column=args.tag_column, encoding=args.encoding)
     stats = label_stats([s.tags for s in sents])
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
     return 0

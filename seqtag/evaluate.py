@@ -10,9 +10,10 @@ from typing import Any
 
 from seqtag.accel import inference_precision, make_accelerator
 from seqtag.config import apply_overrides
-from seqtag.data.ner import detect_source_scheme, settle_tags, tokenize_ner
 from seqtag.data.ner import read_split as read_ner_split
+from seqtag.data.ner import settle_tags, source_scheme, tokenize_ner
 from seqtag.data.qa_windows import prepare_features
+from seqtag.data.schemes import entity_types
 from seqtag.data.squad import check_answered, read_qa, squad_articles
 from seqtag.errors import ConfigError, DataError
 from seqtag.inference import DEFAULT_MAX_TOKENS, FinishedRun, load_finished_run
@@ -61,10 +62,8 @@ def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_si
     sentences = read_ner_split(data, "dev")
     if any(s.tags is None for s in sentences):
         raise DataError(f"{data_path} has no tag column; evaluation needs gold tags (use `seqtag predict` to tag)")
-    known = {lab.split("-", 1)[1] for lab in run.labels if lab != "O"}
-    source = run.info.source_scheme or data.scheme
-    if source == "auto":
-        source = detect_source_scheme(sentences)
+    known = set(entity_types([run.labels]))
+    source = run.info.source_scheme or source_scheme(data, sentences)
     sentences, _, _ = settle_tags(sentences, "evaluation", source, data, known)
     with accelerator.main_process_first():
         features = tokenize_ner(sentences, run.tokenizer, run.labels, data)
@@ -79,8 +78,8 @@ def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_si
 
 def _evaluate_qa(run: FinishedRun, model, path: Path, accelerator, batch_size: int, max_tokens: int) -> Evaluation:
     data = run.cfg.data
-    examples = read_qa(path)
-    articles = squad_articles(path) if path.suffix.lower() in (".json", ".zip") else None
+    examples = read_qa(path, encoding=data.encoding)
+    articles = squad_articles(path, data.encoding) if path.suffix.lower() in (".json", ".zip") else None
     check_answered(examples, path)
     with accelerator.main_process_first():
         features = prepare_features(examples, run.tokenizer, data.max_length, data.doc_stride, data.qa_head,

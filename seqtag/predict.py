@@ -18,8 +18,8 @@ import torch
 
 from seqtag.data import schemes
 from seqtag.data.align import encode_sentences
-from seqtag.data.conll import iter_conll, read_jsonl
-from seqtag.errors import DataError, SeqtagError
+from seqtag.data.conll import iter_conll, iter_text_lines, read_jsonl
+from seqtag.errors import SeqtagError
 from seqtag.inference import DEFAULT_MAX_TOKENS, argmax_decode, load_finished_run, word_probabilities
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
@@ -132,26 +132,18 @@ def predict_stream(tagger: Tagger, records: Iterable[dict], chunk_size: int = 20
                    "entities": entities(rec["words"], tags, probs, tagger.scheme, rec.get("offsets"), rec.get("text"))}
 
 
-def read_records(path: str | Path, fmt: str, tokenizer=None) -> Iterator[dict]:
+def read_records(path: str | Path, fmt: str, tokenizer=None, encoding: str = "utf-8") -> Iterator[dict]:
     """Input records for prediction: ``text`` (one text per line, split by :func:`split_words` with
-    ``tokenizer``), ``conll`` or ``jsonl`` (pre-tokenised)."""
+    ``tokenizer``), ``conll`` or ``jsonl`` (pre-tokenised). Errors name ``file:line``."""
     if fmt == "text":
-        with open(path, "rb") as f:
-            for n, raw in enumerate(f, 1):
-                try:
-                    text = raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError as e:
-                    raise DataError(f"{path}:{n}: byte 0x{raw[e.start]:02x} is not valid UTF-8; convert the file to "
-                                    f"UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
-                if n == 1:
-                    text = text.removeprefix("\ufeff")  # a byte-order mark
-                words, offsets = split_words(text, tokenizer)
-                yield {"line": n, "text": text, "words": words, "offsets": offsets}
+        for n, text in iter_text_lines(path, encoding):
+            words, offsets = split_words(text, tokenizer)
+            yield {"line": n, "text": text, "words": words, "offsets": offsets}
     elif fmt == "conll":
-        for s in iter_conll(path, tag_column=None):
+        for s in iter_conll(path, tag_column=None, encoding=encoding):
             yield {"line": s.line, "words": list(s.tokens)}
     else:
-        for s in read_jsonl(path):
+        for s in read_jsonl(path, tags_key=None, encoding=encoding):
             yield {"line": s.line, "words": list(s.tokens)}
 
 

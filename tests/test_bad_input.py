@@ -89,14 +89,15 @@ def experiment(base, tmp_path, train_text: str | bytes | None = None, dev_text: 
         ("docstart only", "-DOCSTART- -X- O O\n\n-DOCSTART- -X- O O\n", r"no sentences in \S+train\.txt"),
         ("missing tag column", GOOD + "John\tB-PER\nlives\nin\tO\n\n",
          r"train\.txt:9: 1 column\(s\) here but 2 on line 1.*a column \(the tag\?\) is missing"),
-        ("B_PER", GOOD + "John\tB_PER\n\n", r"train\.txt:8: .*malformed tag 'B_PER'.*Fix the file"),
+        ("B_PER", GOOD + "John\tB_PER\n\n", r"train\.txt:8: malformed tag 'B_PER'.*Fix the tag in the file"),
         ("X-LOC", GOOD + "Paris\tX-LOC\n\n", r"train\.txt:8: .*malformed tag 'X-LOC'"),
         ("I- after O", GOOD + "lives\tO\nParis\tI-LOC\n\n",
          r"train\.txt:9: invalid IOB2 tag sequence: I-LOC follows O.*set data\.on_invalid=repair"),
         ("mixed TAB and space", GOOD + "New York\tB-LOC\n\n",
          r"train\.txt:8: 3 column\(s\) here but 2 .*mixes TAB and space separators.*Use one separator"),
         ("non-UTF-8", GOOD.encode() + b"Z\xfcrich\tB-LOC\n\n",
-         r"train\.txt:8: byte 0xfc at byte offset 52 .*not valid utf-8\. Convert the file"),
+         r"train\.txt:8: byte 0xfc at byte offset 52 .*not valid utf-8\. If the file is in another encoding, name it: "
+         r"data\.encoding=latin-1"),
     ],
 )
 def test_bad_training_file(base, tmp_path, capsys, name, text, pattern):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from seqtag.checks import check_loss_for_labels
 from seqtag.constants import IGNORE_INDEX
 from seqtag.data.ner import load_ner_data, tokenize_ner, window_counts
 from seqtag.inference import DEFAULT_MAX_TOKENS, argmax_decode, word_probabilities
@@ -41,6 +42,7 @@ def setup(cfg, tokenizer, accelerator) -> TaskSetup:
 
     data = load_ner_data(cfg.data)
     labels = data.labels
+    check_loss_for_labels(cfg.loss, labels, f"the training data ({cfg.data.train})")
     with accelerator.main_process_first():  # the main process tokenises and caches; the others read the cache
         features = {split: tokenize_ner(sents, tokenizer, labels, cfg.data) for split, sents in data.splits.items()}
     windows = {split: WindowCounts(*window_counts(f)) for split, f in features.items()}
