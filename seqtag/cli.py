@@ -384,7 +384,12 @@ def _exit_code(e: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # `seqtag evaluate RUN --data F data.key=value`: overrides may follow the options
+        if args.command != "evaluate" or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     if not _is_main_process():  # warnings and progress bars of transformers/datasets once, not once per process
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")

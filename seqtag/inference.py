@@ -169,7 +169,7 @@ def argmax_decode(word_probs: Sequence[np.ndarray], labels: Sequence[str]) -> tu
     """The most probable label of every word and its probability.
 
     >>> argmax_decode([np.array([[0.2, 0.8], [0.9, 0.1]])], ["O", "B-X"])
-    ([['B-X', 'O']], [[0.800000011920929, 0.8999999761581421]])
+    ([['B-X', 'O']], [[0.8, 0.9]])
     """
     tags, scores = [], []
     for p in word_probs:

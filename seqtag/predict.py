@@ -151,7 +151,7 @@ def format_record(rec: dict, fmt: str) -> str:
     """One predicted record as output text: a JSON line (``jsonl``) or CoNLL columns and a blank line (``conll``).
 
     >>> format_record({"words": ["Ada"], "tags": ["B-PER"], "scores": [0.9], "entities": []}, "conll")
-    'Ada\tB-PER\n\n'
+    'Ada\\tB-PER\\n\\n'
     """
     if fmt == "conll":
         return "".join(f"{w}\t{t}\n" for w, t in zip(rec["words"], rec["tags"])) + "\n"

@@ -457,6 +457,8 @@ def save_model(run: Run) -> None:
         acc.unwrap_model(run.model).save_pretrained(tmp, safe_serialization=True)
         run.tokenizer.save_pretrained(tmp)
         for f in tmp.iterdir():
+            if f.is_file():
+                runs.usual_permissions(f)
             os.replace(f, run.run_dir / f.name)
         shutil.rmtree(tmp)
     acc.wait_for_everyone()

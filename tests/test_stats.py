@@ -176,7 +176,7 @@ def test_stats_command_reports_bad_files_at_file_line_in_a_subprocess(tmp_path):
     msg = user_error(run_seqtag("stats", "labels.jsonl", cwd=tmp_path), "stats")
     assert msg.startswith("labels.jsonl:1: the record has no tag key 'tags' or 'ner_tags' (its keys: 'tokens', 'labels')")
     msg = user_error(run_seqtag("stats", "latin.txt", cwd=tmp_path), "stats")
-    assert "latin.txt:1: byte 0xfc" in msg and "--encoding latin-1 on the command line (seqtag stats)" in msg
+    assert "latin.txt:1: byte 0xfc" in msg and "--encoding latin-1 on the command line (seqtag stats, seqtag predict)" in msg
     assert listing(tmp_path) == before
 
 

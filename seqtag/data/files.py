@@ -46,7 +46,7 @@ def decode_error(src: str, lineno: int, byte: int, offset: int, encoding: str) -
     >>> print(decode_error("t.txt", 3, 0xe9, 6, "utf-8"))  # doctest: +NORMALIZE_WHITESPACE
     t.txt:3: byte 0xe9 at byte offset 6 (0-based, from the start of the file) is not valid utf-8. If the file is in
     another encoding, name it: data.encoding=latin-1 in a config, --encoding latin-1 on the command line (seqtag
-    stats), cp1252 for Windows files; or convert it to UTF-8, e.g. `iconv -f latin1 -t utf-8 t.txt > t.utf8.txt`
+    stats, seqtag predict), cp1252 for Windows files; or convert it to UTF-8, e.g. `iconv -f latin1 -t utf-8 t.txt > t.utf8.txt`
     """
     return DataError(
         f"{src}:{lineno}: byte 0x{byte:02x} at byte offset {offset} (0-based, from the start of the file) is not "

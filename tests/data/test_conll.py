@@ -139,7 +139,7 @@ def test_decode_error_advice_names_an_option_that_exists(tmp_path):
     for read in (read_conll, functools.partial(read_tagged, fmt="conll")):
         with pytest.raises(DataError, match=r"f\.txt:1: byte 0xe9 .*not valid utf-8\. If the file is in another "
                                             r"encoding, name it: data\.encoding=latin-1 in a config, --encoding "
-                                            r"latin-1 on the command line \(seqtag stats\)"):
+                                            r"latin-1 on the command line \(seqtag stats, seqtag predict\)"):
             read(p)
     assert pairs(read_tagged(p, encoding="latin-1")) == [(("b\u00e9",), ("O",))]
     j = write(tmp_path, '{"tokens": ["b\u00e9"], "tags": ["O"]}\n'.encode("cp1252"), "f.jsonl")
