@@ -2,7 +2,8 @@
 
 An export directory holds ``model.onnx`` (inputs ``input_ids`` and ``attention_mask``, int64 ``(B, T)``; output
 ``logits``, float32 ``(B, T, C)``; batch and sequence axes dynamic), the tokenizer files, ``config.json`` (its
-``id2label`` is the label set), the run's ``seqtag_config.yaml`` (tag scheme and window settings),
+``id2label`` is the label set), the run's ``seqtag_config.yaml`` (tag scheme and window settings), the run's
+``run_info.json`` as ``source_run_info.json`` (renamed, so that an export is never taken for a run directory),
 ``export_info.json`` (:class:`ExportInfo`) and, when the run has one, ``crf_transitions.safetensors``.
 :func:`load_export` turns it into what prediction needs, with :class:`OnnxTokenClassifier` standing in for the
 torch model: ``model(input_ids=..., attention_mask=...).logits`` is a float32 torch tensor.
@@ -17,13 +18,16 @@ model on a padded batch of another shape than the one traced, and refuses one wh
 ``token_type_ids`` is not an input: seqtag's prediction never passes it (the model fills in zeros), so the
 graph computes exactly what the torch model computes for seqtag.
 
-int8 (``quantize="int8"``): ONNX Runtime's dynamic quantization (``quantize_dynamic``): the weights of every
+int8 (``quantize="int8"``): ONNX Runtime's dynamic quantization (``quantize_dynamic``). The weights of every
 ``MatMul`` with a constant weight (Q, K, V, attention output, both feed-forward matrices of each layer, and the
-classifier) are stored as per-tensor int8 (``QInt8``); activations are quantized on the fly per batch
-(``DynamicQuantizeLinear`` + ``MatMulInteger``). The two attention products (``Q K^T`` and ``softmax V``),
-embeddings, LayerNorm and softmax stay float32. ONNX Runtime's ``quant_pre_process`` is not run: its symbolic
-shape inference does not complete on dynamo-exported graphs, and the session's own graph optimizations apply
-when the model is loaded.
+classifier) are stored as int8 (``QInt8``) with one scale per output column (``per_channel``); activations are
+quantized on the fly per batch (``DynamicQuantizeLinear`` + ``MatMulInteger``, which ONNX Runtime fuses into
+``DynamicQuantizeMatMul``). The two attention products (``Q K^T`` and ``softmax V``), embeddings, LayerNorm
+and softmax stay float32. On a 150-step MiniLM CoNLL-2003 run, per-column scales changed 17 of the 2,591 word
+tags of the first 200 dev sentences against torch fp32, one scale per matrix 30 (2026-12-02).
+``quant_pre_process`` is not run: its symbolic shape inference does not complete on dynamo-exported graphs;
+the session's own graph optimizations apply when the model is loaded (they fuse SkipLayerNormalization, not
+attention).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from typing import TYPE_CHECKING
 from seqtag import __version__
 from seqtag.config import load_config
 from seqtag.errors import ExportError
-from seqtag.runs import CONFIG_FILE, read_json, require_finished_run
+from seqtag.runs import CONFIG_FILE, INFO_FILE, read_json, require_finished_run
 
 if TYPE_CHECKING:
     import torch
@@ -55,6 +59,7 @@ OPSET = 18
 ONNX_FILE = "model.onnx"
 EXPORT_INFO_FILE = "export_info.json"
 CRF_FILE = "crf_transitions.safetensors"
+SOURCE_RUN_INFO_FILE = "source_run_info.json"  # the run's run_info.json (training provenance, source_scheme)
 INPUTS = ("input_ids", "attention_mask")
 OUTPUT = "logits"
 QUANTIZED_OPS = ("MatMul",)
@@ -68,7 +73,7 @@ class ExportInfo:
 
     format: str  # "onnx"
     opset: int  # ONNX opset of the graph
-    quantization: str | None  # None (float32) or "int8" (dynamic, QInt8 weights of the ops in quantized_ops)
+    quantization: str | None  # None (float32) or "int8" (dynamic; QInt8 weights, per column, of quantized_ops)
     quantized_ops: list[str]  # ONNX op types whose weights are int8; empty for float32
     inputs: list[str]  # graph inputs, int64 (B, T)
     output: str  # graph output, float32 (B, T, C)
@@ -173,9 +178,9 @@ def _write_export(run: Path, out: Path, task: str, quantize: str | None) -> None
             os.replace(f, out / f.name)
     shutil.rmtree(fp32_dir)
     AutoTokenizer.from_pretrained(str(run), use_fast=True).save_pretrained(str(out))
-    for name in ("config.json", CONFIG_FILE, CRF_FILE):
-        if (run / name).is_file():
-            shutil.copyfile(run / name, out / name)
+    for src, dst in (("config.json",) * 2, (CONFIG_FILE,) * 2, (INFO_FILE, SOURCE_RUN_INFO_FILE), (CRF_FILE,) * 2):
+        if (run / src).is_file():
+            shutil.copyfile(run / src, out / dst)
     info = ExportInfo(format="onnx", opset=OPSET, quantization=quantize,
                       quantized_ops=list(QUANTIZED_OPS) if quantize else [], inputs=list(INPUTS), output=OUTPUT,
                       task=task, source_run=str(run.resolve()), max_abs_logit_diff=diff, versions=_versions())
@@ -246,7 +251,8 @@ def _quantize_int8(src: Path, dst: Path) -> None:
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_dynamic logs a root warning recommending quant_pre_process (see above)
     try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS))
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS),
+                         per_channel=True)
     finally:
         root.setLevel(level)
 

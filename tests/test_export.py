@@ -12,6 +12,7 @@ from seqtag.export import (
     CRF_FILE,
     EXPORT_INFO_FILE,
     ONNX_FILE,
+    SOURCE_RUN_INFO_FILE,
     export_run,
     is_export_dir,
     load_export,
@@ -70,6 +71,8 @@ def test_export_directory_holds_graph_tokenizer_labels_config_and_info(run, fp32
                       "logits": ["batch", "sequence", 5]}
     assert (fp32 / "seqtag_config.yaml").read_bytes() == (run / "seqtag_config.yaml").read_bytes()
     assert (fp32 / CRF_FILE).read_bytes() == CRF_BYTES
+    assert (fp32 / SOURCE_RUN_INFO_FILE).read_bytes() == (run / "run_info.json").read_bytes()
+    assert not (fp32 / "run_info.json").exists()  # an export is not a run directory
     info = read_export_info(fp32)
     assert (info.format, info.opset, info.quantization, info.quantized_ops) == ("onnx", 18, None, [])
     assert info.source_run == str(run.resolve()) and info.max_abs_logit_diff < 1e-5
