@@ -190,18 +190,21 @@ def _write_export(run: Path, out: Path, task: str, quantize: str | None) -> None
 
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """Silence the exporter's messages that say nothing about this model (progress lines, torchvision ops
-    skipped, dynamic axis names merged, a pytree deprecation)."""
-    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = registration.level
-    registration.setLevel(logging.ERROR)
+    """Silence the exporter's messages that say nothing about this model: torchvision ops skipped, the graph
+    optimizer's INFO lines (one per pass and initializer), dynamic axis names merged, a pytree deprecation."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx._internal.exporter._registration", "onnx_ir",
+                                                    "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r"# The axis name")
             warnings.filterwarnings("ignore", message=r".*LeafSpec", category=FutureWarning)
             yield
     finally:
-        registration.setLevel(level)
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _export_onnx(model, path: Path) -> None:
