@@ -317,6 +317,14 @@ class OnnxTokenClassifier:
 
         yield torch.empty(0)
 
+    training = False  # an exported graph is always in inference mode
+
+    def eval(self) -> OnnxTokenClassifier:
+        return self
+
+    def train(self, mode: bool = True) -> OnnxTokenClassifier:
+        return self
+
 
 @dataclass(frozen=True)
 class LoadedExport:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from seqtag.card import aggregation_strategy, is_hub_id, loss_doc, render_card
+from seqtag.card import render_card
+from seqtag.card_facts import aggregation_strategy, is_hub_id, loss_doc
 from seqtag.config import DataConfig, dump_config, from_dict, load_config, to_dict
 from seqtag.losses import LOSSES
 from seqtag.runs import read_metrics, read_run_info

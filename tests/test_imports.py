@@ -21,11 +21,11 @@ LAYERS = [
     ["seqtag.data", "seqtag.data.conll", "seqtag.data.squad", "seqtag.data.align", "seqtag.data.batching",
      "seqtag.data.ner", "seqtag.data.qa_windows", "seqtag.stats", "seqtag.plots", "seqtag.data.files",
      "seqtag.data.hub_datasets"],
-    ["seqtag.model", "seqtag.accel", "seqtag.checks", "seqtag.config_reference"],
+    ["seqtag.model", "seqtag.accel", "seqtag.checks", "seqtag.config_reference", "seqtag.export"],
     ["seqtag.inference"],
     ["seqtag.tasks.common", "seqtag.tasks.ner", "seqtag.tasks.qa", "seqtag.tasks", "seqtag.predict"],
     ["seqtag.train", "seqtag.evaluate"],
-    ["seqtag.card", "seqtag.hub", "seqtag.sweep_report", "seqtag.sweep", "seqtag.hf"],
+    ["seqtag.card_facts", "seqtag.card", "seqtag.hub", "seqtag.sweep_report", "seqtag.sweep", "seqtag.hf"],
     ["seqtag.cli", "seqtag.__main__"],
 ]
 LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}
