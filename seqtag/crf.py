@@ -29,12 +29,8 @@ in float32 and float64 alike, so the numbers are unchanged and gradients stay fr
 
 **Saving.** :func:`save_transitions` writes ``crf_transitions.safetensors`` next to the encoder's
 ``model.safetensors``: the effective ``transitions``, ``start`` and ``end`` (``-inf`` where forbidden) and the
-labels they index, in the file's metadata. Decoding from that file needs no seqtag::
-
-    from safetensors import safe_open
-    with safe_open("crf_transitions.safetensors", "pt") as f:
-        trans, start, end = (f.get_tensor(k) for k in ("transitions", "start", "end"))
-    # then Viterbi over the word-level emission scores, as seqtag.decoding.viterbi
+labels they index, in the file's metadata. Decoding from that file needs no seqtag: :func:`viterbi_from_file` is
+written in plain PyTorch and safetensors only, so that its body can be copied (the model card shows it).
 """
 
 from __future__ import annotations
@@ -339,3 +335,30 @@ def load_transitions(path: str | Path, labels: Sequence[str] | None = None) -> t
         raise DataError(f"{path} indexes the labels {saved}, but the model has {list(labels)}; the transitions "
                         f"belong to another model or label order")
     return saved, tensors["transitions"], tensors["start"], tensors["end"]
+
+
+def viterbi_from_file(path: str | Path, emissions: Tensor) -> list[str]:
+    """The best tag sequence of one sentence: Viterbi over its word-level emission scores ``(n_words, C)`` (the
+    logits at each word's first subword) with the transitions file ``path``. Plain PyTorch and safetensors, no
+    seqtag: the code a model card shows (it equals :meth:`CRF.decode` on the loaded scores).
+
+    >>> import tempfile
+    >>> crf = CRF(2, (torch.tensor([True, True]), torch.tensor([[True, False], [True, True]]), torch.tensor([True, True])))
+    >>> path = save_transitions(Path(tempfile.mkdtemp()) / TRANSITIONS_FILE, crf, ["O", "I-X"])
+    >>> viterbi_from_file(path, torch.tensor([[0.0, 1.0], [0.0, 1.0]]))  # O -> I-X is forbidden: I-X throughout
+    ['I-X', 'I-X']
+    """
+    with safe_open(str(path), framework="pt") as f:
+        labels = json.loads(f.metadata()["labels"])
+        trans, start, end = (f.get_tensor(k) for k in ("transitions", "start", "end"))
+    x = emissions.float()
+    if len(x) == 0:
+        return []
+    score, back = start + x[0], []
+    for row in x[1:]:
+        score, prev = (score[:, None] + trans).max(0)  # best previous tag for every tag
+        score, back = score + row, back + [prev]
+    path = [int((score + end).argmax())]
+    for prev in reversed(back):
+        path.append(int(prev[path[-1]]))
+    return [labels[i] for i in reversed(path)]

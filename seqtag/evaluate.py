@@ -31,9 +31,10 @@ class Evaluation:
 
 
 def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | None = None,
-                 max_tokens: int = DEFAULT_MAX_TOKENS, overrides: Sequence[str] = ()) -> Evaluation:
+                 max_tokens: int = DEFAULT_MAX_TOKENS, overrides: Sequence[str] = (),
+                 decoding: str | None = None) -> Evaluation:
     """Score a finished run on ``data_path``, read with the run's data settings (``data.*`` ``overrides`` may
-    change them, e.g. ``data.unseen_labels=map_to_o``).
+    change them, e.g. ``data.unseen_labels=map_to_o``) and decoded with its ``predict.decoding`` (or ``decoding``).
 
     Works under ``accelerate launch``: every example is scored exactly once whatever the process count.
     """
@@ -45,6 +46,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
         raise DataError(f"--data {data_path} {what}; give a labelled file (CoNLL columns or JSON Lines for NER, "
                         "SQuAD JSON/zip or JSON Lines for QA)")
     run = load_finished_run(run_dir)
+    overrides = [*overrides, *([f"predict.decoding={decoding}"] if decoding else [])]
     if overrides:
         run = replace(run, cfg=apply_overrides(run.cfg, list(overrides)))
     accelerator = make_accelerator(inference_precision(run.cfg.train.mixed_precision))
@@ -68,7 +70,7 @@ def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_si
     with accelerator.main_process_first():
         features = tokenize_ner(sentences, run.tokenizer, run.labels, data)
     report, pred = evaluate_sentences(model, run.tokenizer, features, sentences, run.labels, data.train_scheme,
-                                      accelerator, batch_size, max_tokens)
+                                      accelerator, batch_size, max_tokens, decoding=run.cfg.predict.decoding)
     rows: list = []
     for s, p in zip(sentences, pred, strict=True):
         rows.extend(zip(s.tokens, s.tags, p, strict=True))

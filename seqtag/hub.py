@@ -29,8 +29,9 @@ from pathlib import Path
 
 from seqtag import __version__, config
 from seqtag.card import render_card
+from seqtag.crf import TRANSITIONS_FILE
 from seqtag.errors import SeqtagError
-from seqtag.runs import require_finished_run
+from seqtag.runs import read_run_info, require_finished_run
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ UPLOAD_NAMES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
     "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model", "chat_template.jinja",
     "seqtag_config.yaml", "metrics.json", "run_info.json", "history.jsonl", "training_curves.png",
-    "model.safetensors.index.json",
+    "model.safetensors.index.json", TRANSITIONS_FILE,
 )
 UPLOAD_PATTERNS = ("model*.safetensors",)
 NEVER_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -60,6 +61,8 @@ def check_finished_run(run_dir: str | Path) -> Path:
     shard a ``model.safetensors.index.json`` names)."""
     run_dir = require_finished_run(run_dir)
     missing = [] if (run_dir / "config.json").is_file() else ["config.json"]
+    if read_run_info(run_dir).model_head == "crf" and not (run_dir / TRANSITIONS_FILE).is_file():
+        missing.append(TRANSITIONS_FILE)  # the CRF head's transitions
     index = run_dir / "model.safetensors.index.json"
     if index.is_file():
         try:

@@ -1,8 +1,16 @@
 """One inference path for NER and QA: the model of a finished run, token-budget batches, the logits of every
-window (also spread over several processes), and the word-level probabilities of NER windows.
+window (also spread over several processes), the word-level scores of NER windows, and how they become tags.
 
-Training's evaluation, ``seqtag evaluate`` and ``seqtag predict`` all run through :func:`window_logits`, so a
-run is scored and used with the same batching, numerics and window merging.
+Training's evaluation, ``seqtag evaluate`` and ``seqtag predict`` all run through :func:`window_logits`, and NER
+through :func:`word_logits` and :func:`decode_words`, so a run is scored and used with the same batching,
+numerics, window merging and decoding.
+
+**Decoding** (``predict.decoding``). ``argmax``: each word's most probable tag (on a CRF run: the argmax of its
+emission scores, what ``transformers.pipeline()`` gives). ``viterbi``: the best whole tag sequence of each
+sentence that the tag scheme allows. On a softmax run that is :func:`seqtag.decoding.constrained_decode` over
+the word-level log-probabilities; on a CRF run, Viterbi with the CRF's learned transitions (and its ``-inf``
+forbidden moves). Windows first: every word takes its scores from the window that owns it, then each whole
+sentence is decoded, with start and end scores at its true ends.
 """
 
 from __future__ import annotations
@@ -16,10 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqtag.config import Config, load_config
+from seqtag.config import DECODINGS, Config, load_config
 from seqtag.data.align import merge_windows
 from seqtag.data.batching import collate
+from seqtag.data.schemes import find_problems
+from seqtag.decoding import constrained_decode, pad_rows, viterbi
 from seqtag.errors import SeqtagError
+from seqtag.heads import crf_of, load_crf_tagger
 from seqtag.runs import CONFIG_FILE, RunInfo, read_run_info, require_finished_run
 
 DEFAULT_MAX_TOKENS = 4096
@@ -35,7 +46,7 @@ class FinishedRun:
     run_dir: Path
     cfg: Config
     info: RunInfo
-    model: torch.nn.Module  # in eval mode
+    model: torch.nn.Module  # in eval mode; a seqtag.heads.CRFTagger for a run trained with model.head=crf
     tokenizer: Any
     labels: list[str] | None  # token-classification labels (NER, QA tagging head); None for the pointer head
 
@@ -45,7 +56,8 @@ class FinishedRun:
 
 
 def load_finished_run(run_dir: str | Path, device: str | None = None) -> FinishedRun:
-    """Load the model, tokenizer, config and record of a finished run (safetensors weights only)."""
+    """Load the model, tokenizer, config and record of a finished run (safetensors weights only); a CRF run's
+    model is the encoder with its transitions file (:func:`seqtag.heads.load_crf_tagger`)."""
     from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -68,6 +80,8 @@ def load_finished_run(run_dir: str | Path, device: str | None = None) -> Finishe
     labels = None
     if auto is AutoModelForTokenClassification:
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if cfg.model.head == "crf":
+        model = load_crf_tagger(model, run_dir, labels).eval()
     return FinishedRun(run_dir, cfg, read_run_info(run_dir), model, tokenizer, labels)
 
 
@@ -148,28 +162,88 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return (z / z.sum(-1, keepdims=True)).astype(np.float32)
 
 
-def word_probabilities(model, features: dict[str, Sequence], num_words: Sequence[int], pad_token_id: int, *,
-                       batch_size: int, max_tokens: int = DEFAULT_MAX_TOKENS, accelerator=None,
-                       autocast: bool = False) -> list[np.ndarray]:
-    """Label probabilities ``(n_words, C)`` of every word of every sentence, read at the position that predicts
-    the word (its first subword, in the window that owns it).
+def word_logits(model, features: dict[str, Sequence], num_words: Sequence[int], pad_token_id: int, *,
+                batch_size: int, max_tokens: int = DEFAULT_MAX_TOKENS, accelerator=None,
+                autocast: bool = False) -> list[np.ndarray]:
+    """Label scores (logits; a CRF run's emission scores) ``(n_words, C)`` of every word of every sentence, read
+    at the position that predicts the word (its first subword, in the window that owns it).
 
     ``features`` holds the NER window columns ``input_ids``, ``word_index`` and ``sentence_index``
     (:func:`seqtag.data.align.encode_sentences`); ``num_words[s]`` is the length of sentence ``s``.
     """
     logits = window_logits(model, features, pad_token_id, batch_size=batch_size, max_tokens=max_tokens,
                            accelerator=accelerator, autocast=autocast)
-    probs = [softmax(x) for x in logits]
-    merged = merge_windows(features["word_index"], features["sentence_index"], probs, num_words)
-    return [np.stack(rows) if rows else np.zeros((0, probs[0].shape[-1] if probs else 0), np.float32)
+    merged = merge_windows(features["word_index"], features["sentence_index"], logits, num_words)
+    return [np.stack(rows) if rows else np.zeros((0, logits[0].shape[-1] if logits else 0), np.float32)
             for rows in merged]
+
+
+def word_probabilities(model, features: dict[str, Sequence], num_words: Sequence[int], pad_token_id: int,
+                       **kwargs) -> list[np.ndarray]:
+    """The softmax of :func:`word_logits` (the same keyword arguments): label probabilities ``(n_words, C)``."""
+    return [softmax(x) for x in word_logits(model, features, num_words, pad_token_id, **kwargs)]
+
+
+def decode_words(word_scores: Sequence[np.ndarray], labels: Sequence[str], scheme: str, decoding: str,
+                 transitions: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                 max_words: int = 65536) -> tuple[list[list[str]], list[list[float]]]:
+    """Tags of every word of every sentence, and the probability of each tag under the word's softmax.
+
+    Args:
+        word_scores: per sentence, ``(n_words, C)`` logits (a CRF run: emission scores) from :func:`word_logits`.
+        labels: the label of every id; ``scheme``: their tag scheme.
+        decoding: ``argmax`` or ``viterbi`` (see the module docstring).
+        transitions: a CRF run's effective ``(transitions (C, C), start (C,), end (C,))``
+            (:meth:`seqtag.crf.CRF.scores`, ``-inf`` where forbidden); None for a softmax run.
+        max_words: word positions (padding included) per Viterbi batch; sentences are batched by length.
+
+    The scores are the softmax probabilities of the chosen tags (on a CRF run, of its emission scores; they are
+    what ``pipeline()`` would report, not the CRF's marginals).
+
+    >>> x = [np.log(np.array([[0.1, 0.2, 0.7], [0.2, 0.1, 0.7]], dtype=np.float32))]
+    >>> decode_words(x, ["O", "B-PER", "I-PER"], "IOB2", "argmax")[0], decode_words(x, ["O", "B-PER", "I-PER"], "IOB2", "viterbi")[0]
+    ([['I-PER', 'I-PER']], [['B-PER', 'I-PER']])
+    """
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding={decoding!r} is invalid; accepted: {', '.join(DECODINGS)}")
+    probs = [softmax(x) for x in word_scores]
+    if decoding == "argmax":
+        return argmax_decode(probs, labels)
+    ids: list[list[int]] = [[] for _ in word_scores]
+    for group in token_budget_batches([len(x) for x in word_scores], batch_size=len(word_scores) or 1,
+                                      max_tokens=max_words):
+        scores, mask = pad_rows([torch.from_numpy(np.asarray(word_scores[i], dtype=np.float32)) for i in group],
+                                len(labels))
+        if transitions is None:
+            paths = constrained_decode(scores.log_softmax(-1), mask, labels, scheme)
+        else:
+            paths = viterbi(scores, mask, *transitions)
+        for i, path in zip(group, paths):
+            ids[i] = path
+    tags = [[labels[t] for t in path] for path in ids]
+    return tags, [[float(p[k, t]) for k, t in enumerate(path)] for p, path in zip(probs, ids)]
+
+
+def crf_transitions(model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The effective ``(transitions, start, end)`` of a CRF run's model, on the CPU; None for any other model."""
+    crf = crf_of(model)
+    return None if crf is None else tuple(t.detach().float().cpu() for t in crf.scores())
+
+
+def count_invalid(tag_seqs: Sequence[Sequence[str]], scheme: str) -> int:
+    """How many tag sequences break ``scheme`` (:func:`seqtag.data.schemes.find_problems` finds something).
+
+    >>> count_invalid([["O", "I-PER"], ["B-PER", "I-PER"], ["I-LOC"]], "IOB2")
+    2
+    """
+    return sum(bool(find_problems(tags, scheme)) for tags in tag_seqs)
 
 
 def argmax_decode(word_probs: Sequence[np.ndarray], labels: Sequence[str]) -> tuple[list[list[str]], list[list[float]]]:
     """The most probable label of every word and its probability.
 
-    >>> argmax_decode([np.array([[0.2, 0.8], [0.9, 0.1]])], ["O", "B-X"])
-    ([['B-X', 'O']], [[0.8, 0.9]])
+    >>> argmax_decode([np.array([[0.2, 0.8], [0.9, 0.1]], dtype=np.float32)], ["O", "B-X"])
+    ([['B-X', 'O']], [[0.800000011920929, 0.8999999761581421]])
     """
     tags, scores = [], []
     for p in word_probs:

@@ -20,7 +20,7 @@ from seqtag.data import schemes
 from seqtag.data.align import encode_sentences
 from seqtag.data.conll import iter_conll, iter_text_lines, read_jsonl
 from seqtag.errors import SeqtagError
-from seqtag.inference import DEFAULT_MAX_TOKENS, argmax_decode, load_finished_run, word_probabilities
+from seqtag.inference import DEFAULT_MAX_TOKENS, crf_transitions, decode_words, load_finished_run, word_logits
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
 _NON_SPACE = re.compile(r"\S+")  # \s is exactly str.isspace()
@@ -74,7 +74,8 @@ def entities(words: Sequence[str], tags: Sequence[str], scores: Sequence[float],
 @dataclass
 class Tagger:
     """A model, tokenizer, labels and window settings: prediction over word lists, through the same inference
-    path as training's evaluation (:func:`seqtag.inference.word_probabilities`)."""
+    path and decoding as training's evaluation (:func:`seqtag.inference.word_logits`,
+    :func:`seqtag.inference.decode_words`; a CRF model decodes with its transitions)."""
 
     model: torch.nn.Module
     tokenizer: object
@@ -86,29 +87,32 @@ class Tagger:
     autocast: bool = False
     max_tokens: int = DEFAULT_MAX_TOKENS
     accelerator: object = None  # under `accelerate launch`: batches are shared out, every process gets all results
+    decoding: str = "argmax"  # argmax | viterbi (predict.decoding)
 
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
         """Tags and probabilities for every word of every sentence (windows merged, one tag per word)."""
         if not sentences:
             return []
         enc = encode_sentences(self.tokenizer, sentences, None, max_length=self.max_length, stride=self.stride)
-        probs = word_probabilities(self.model, enc, [len(s) for s in sentences], self.tokenizer.pad_token_id,
-                                   batch_size=self.batch_size, max_tokens=self.max_tokens, autocast=self.autocast,
-                                   accelerator=self.accelerator)
-        tags, scores = argmax_decode(probs, self.labels)
+        logits = word_logits(self.model, enc, [len(s) for s in sentences], self.tokenizer.pad_token_id,
+                             batch_size=self.batch_size, max_tokens=self.max_tokens, autocast=self.autocast,
+                             accelerator=self.accelerator)
+        tags, scores = decode_words(logits, self.labels, self.scheme, self.decoding, crf_transitions(self.model))
         return list(zip(tags, scores, strict=True))
 
 
 def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = None,
-                autocast: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS, accelerator=None) -> Tagger:
+                autocast: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS, accelerator=None,
+                decoding: str | None = None) -> Tagger:
     """Load a finished NER run for prediction (safetensors weights only). With an ``accelerator`` (several
-    processes), its device and mixed precision are used."""
+    processes), its device and mixed precision are used; ``decoding`` overrides the run's ``predict.decoding``."""
     run = load_finished_run(run_dir, str(accelerator.device) if accelerator is not None else device)
     if run.cfg.task != "ner":
         raise SeqtagError(f"{run.run_dir} is a {run.cfg.task} run, not an NER run; use `seqtag predict --question ... "
                           "--context ...`")
     return Tagger(run.model, run.tokenizer, run.labels, run.cfg.data.train_scheme, run.cfg.data.max_length,
-                  run.cfg.data.stride, batch_size, autocast, max_tokens, accelerator)
+                  run.cfg.data.stride, batch_size, autocast, max_tokens, accelerator,
+                  decoding or run.cfg.predict.decoding)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -103,6 +103,8 @@ class RunInfo:
     source_scheme: str | None = None  # the scheme of the data files
     seqeval_mode: str | None = None  # SEQEVAL_MODE for NER runs
     data_notes: dict[str, Any] = field(default_factory=dict)  # repaired tags, unseen labels mapped to O...
+    model_head: str | None = None  # NER: linear | crf (model.head); None: a QA run, or an NER run from before (linear)
+    decoding: str | None = None  # NER: argmax | viterbi, the decoding of its dev/test scores (predict.decoding)
     # QA
     head: str | None = None  # pointer | tagging
     max_length: int | None = None
@@ -157,8 +159,9 @@ class SplitScores:
     """One split of ``metrics.json``. Fractions in [0, 1].
 
     NER: entity ``precision``/``recall``/``f1`` in seqeval's default (conlleval) mode, the ``*_strict`` values in
-    strict mode with the run's tag scheme, token ``accuracy`` and ``per_type`` scores. QA: SQuAD v1.1
-    ``exact_match`` and token ``f1``.
+    strict mode with the run's tag scheme, token ``accuracy``, ``per_type`` scores, and ``invalid_sequences``: the
+    number of sentences the word-by-word argmax tags in a way the tag scheme forbids (counted whatever the run's
+    decoding; None in runs from before it was recorded). QA: SQuAD v1.1 ``exact_match`` and token ``f1``.
 
     >>> SplitScores.from_dict({"exact_match": 0.5, "f1": 0.75}).to_dict()
     {'f1': 0.75, 'exact_match': 0.5}
@@ -172,6 +175,7 @@ class SplitScores:
     precision_strict: float | None = None
     recall_strict: float | None = None
     accuracy: float | None = None
+    invalid_sequences: int | None = None
     per_type: dict[str, TypeScores] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """The loss study as a tool: one config, trained once per (loss setting, learning rate, seed).
 
+A setting is a loss and, optionally, the head and the decoding (see :func:`parse_loss_settings`):
+``cross_entropy``, ``focal:gamma=2@decoding=viterbi``, ``crf=cross_entropy@head=crf``.
+
 Protocol (what ``seqtag sweep`` does):
 
 1. With several learning rates, every loss setting is first trained at every rate with the **first** seed;
@@ -8,7 +11,8 @@ Protocol (what ``seqtag sweep`` does):
 2. The remaining seeds run at that rate; with ``repeat_min_dev_f1`` (``--repeat-min-dev-f1``) a setting whose best
    dev F1 on the grid is below that value is not repeated (a collapsed loss needs no error bar to be read).
 3. ``results.csv`` holds one row per run; ``results.md`` the grid and a summary of dev and test F1 (EM/F1 for
-   QA) as mean ± sample standard deviation over seeds at the chosen rate; ``f1_by_loss.png`` and
+   QA) as mean ± sample standard deviation over seeds at the chosen rate (``results.csv`` also counts, per run, the
+   dev and test sentences that argmax decoding tags invalidly, whatever the run's decoding); ``f1_by_loss.png`` and
    ``dev_f1_per_epoch.png`` plot them, and ``dynamics.png`` the loss-weight dynamics when the runs logged them.
 
 Each run is a subprocess ``python -m seqtag train`` in ``OUT/runs/NAME``: a finished run is skipped, so the
@@ -29,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from seqtag.config import load_config
+from seqtag.config import DECODINGS, MODEL_HEADS, load_config
 from seqtag.data.ner import load_ner_data
 from seqtag.errors import ConfigError
 from seqtag.losses import validate_loss_params
@@ -37,28 +41,57 @@ from seqtag.runs import checkpoint_path, is_finished_run, read_metrics, read_run
 from seqtag.stats import inverse_frequency_weights
 from seqtag.sweep_report import write_results
 
+# What a setting may choose besides the loss: ``@option=value`` -> the config key and its valid values.
+SETTING_OPTIONS = {"head": ("model.head", MODEL_HEADS), "decoding": ("predict.decoding", DECODINGS)}
+
 
 @dataclass(frozen=True)
 class LossSetting:
     name: str
     params: dict = field(default_factory=dict)
     label: str = ""
+    options: dict = field(default_factory=dict)  # head, decoding (SETTING_OPTIONS)
 
     @property
     def slug(self) -> str:
-        return self.label or (self.name + "".join(f"_{k}{v}" for k, v in sorted(self.params.items())))
+        base = self.name + "".join(f"_{k}{v}" for k, v in sorted(self.params.items()))
+        return self.label or base + ("@" + ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
+                                     if self.options else "")
+
+    def overrides(self) -> list[str]:
+        """The config overrides of the setting's options (``model.head=crf``...)."""
+        return [f"{SETTING_OPTIONS[k][0]}={v}" for k, v in self.options.items()]
 
 
 def parse_loss_settings(specs: Sequence[str]) -> list[LossSetting]:
-    """Parse ``NAME`` or ``NAME:param=value,param=value`` (values as YAML scalars; lists like ``[1,2]`` allowed).
+    """Parse ``[LABEL=]NAME[:param=value,param=value][@option=value,option=value]``.
 
-    A leading ``LABEL=`` names the setting: ``ce_inv=cross_entropy:weight=inverse_frequency``.
+    Loss parameter values are YAML scalars (lists like ``[1,2]`` allowed). A leading ``LABEL=`` names the setting:
+    ``ce_inv=cross_entropy:weight=inverse_frequency``. After ``@``, the options (:data:`SETTING_OPTIONS`):
+    ``head=linear|crf`` (``model.head``) and ``decoding=argmax|viterbi`` (``predict.decoding``); an option not
+    given keeps the config's value. Whether the loss goes with the head is checked against the config when the
+    sweep starts (``model.head=crf`` trains with cross-entropy only).
 
     >>> [s.slug for s in parse_loss_settings(["cross_entropy", "focal:gamma=2", "lstar:k=0.5"])]
     ['cross_entropy', 'focal_gamma2', 'lstar_k0.5']
+    >>> [s.slug for s in parse_loss_settings(["cross_entropy@head=crf", "focal:gamma=2@decoding=viterbi"])]
+    ['cross_entropy@head=crf', 'focal_gamma2@decoding=viterbi']
+    >>> parse_loss_settings(["crf=cross_entropy@head=crf,decoding=viterbi"])[0].overrides()
+    ['model.head=crf', 'predict.decoding=viterbi']
     """
     out = []
     for spec in specs:
+        spec, _, option_text = spec.partition("@")
+        options = {}
+        for item in filter(None, option_text.split(",")):
+            key, eq, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if not eq or key not in SETTING_OPTIONS:
+                raise ConfigError(f"setting option {item!r} must look like option=value with option one of "
+                                  f"{', '.join(SETTING_OPTIONS)} (e.g. cross_entropy@head=crf,decoding=viterbi)")
+            if value not in SETTING_OPTIONS[key][1]:
+                raise ConfigError(f"setting option {key}={value!r}: valid values: {', '.join(SETTING_OPTIONS[key][1])}")
+            options[key] = value
         label = ""
         head = spec.split(":", 1)[0]
         if "=" in head:
@@ -72,7 +105,7 @@ def parse_loss_settings(specs: Sequence[str]) -> list[LossSetting]:
             params[k.strip()] = yaml.safe_load(v)
         if params.get("weight") != "inverse_frequency":
             validate_loss_params(name, params)
-        out.append(LossSetting(name, params, label))
+        out.append(LossSetting(name, params, label, options))
     slugs = [s.slug for s in out]
     if len(set(slugs)) != len(slugs):
         raise ConfigError(f"loss settings repeat: {slugs}")
@@ -113,16 +146,18 @@ def _inverse_frequency_weights(cfg_path: str, overrides: Sequence[str]) -> list[
 
 
 def _loss_overrides(setting: LossSetting, inv_weights) -> list[str]:
+    """The overrides of a setting: its loss, its parameters (inverse-frequency weights computed) and options."""
     out = [f"loss.name={setting.name}"]
     for k, v in setting.params.items():
         if v == "inverse_frequency":
             v = inv_weights()
         out.append(f"loss.{k}={json.dumps(v)}")
-    return out
+    return out + setting.overrides()
 
 
 def _read_result(run_dir: Path) -> dict | None:
-    """A finished run's row of ``results.csv``: scores (fractions), best epoch and wall time."""
+    """A finished run's row of ``results.csv``: scores (fractions), argmax's invalid sequences, best epoch and
+    wall time."""
     if not is_finished_run(run_dir):
         return None
     metrics, info = read_metrics(run_dir), read_run_info(run_dir)
@@ -132,6 +167,8 @@ def _read_result(run_dir: Path) -> dict | None:
         row[f"{split}_f1"] = m.f1 if m else None
         if m is not None and m.exact_match is not None:
             row[f"{split}_em"] = m.exact_match
+        if m is not None and m.invalid_sequences is not None:
+            row[f"{split}_invalid"] = m.invalid_sequences
     return row
 
 
@@ -140,6 +177,8 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
               repeat_min_dev_f1: float | None = None) -> str:
     """Run the study (see the module docstring) and return the markdown summary."""
     load_config(config, list(overrides))  # fail before running anything
+    # each setting too (its loss with its head...); inverse-frequency weights stand in as [1.0] until computed
+    resolved = {s.slug: load_config(config, [*overrides, *_loss_overrides(s, lambda: [1.0])]) for s in settings}
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     cache: dict = {}
@@ -162,6 +201,9 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
         run_dir = out / "runs" / name
         row = {"setting": setting.slug, "loss": setting.name, "params": json.dumps(setting.params),
                "lr": lr, "seed": seed, "run": name}
+        cfg = resolved[setting.slug]
+        if cfg.task == "ner":
+            row.update(head=cfg.model.head, decoding=cfg.predict.decoding)
         result = _read_result(run_dir)
         if result is not None:
             print(f"[{done}/{total}] {name}: finished earlier, skipped", file=sys.stderr, flush=True)

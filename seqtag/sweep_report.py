@@ -20,8 +20,9 @@ SCALE = 100.0
 """Rows hold fractions; tables and plots show percent."""
 
 
-CSV_KEYS = ["setting", "loss", "params", "lr", "seed", "status", "dev_f1", "test_f1", "dev_em", "test_em",
-            "best_epoch", "wall_time_s", "run"]
+CSV_KEYS = ["setting", "loss", "params", "head", "decoding", "lr", "seed", "status", "dev_f1", "test_f1", "dev_em",
+            "test_em", "dev_invalid", "test_invalid", "best_epoch", "wall_time_s", "run"]
+_INTS = ("best_epoch", "dev_invalid", "test_invalid")
 _FLOATS = ("lr", "dev_f1", "test_f1", "dev_em", "test_em", "wall_time_s")
 
 
@@ -31,13 +32,14 @@ def read_results_csv(path: str | Path) -> list[dict]:
     rows = []
     with open(path, newline="", encoding="utf-8") as f:
         for r in csv.DictReader(f):
-            row = {k: v for k, v in r.items() if v != "" or k not in _FLOATS + ("best_epoch",)}
+            row = {k: v for k, v in r.items() if v != "" or k not in _FLOATS + _INTS}
             for k in _FLOATS:
                 if k in row:
                     row[k] = float(row[k])
             row["seed"] = int(row["seed"])
-            if "best_epoch" in row:
-                row["best_epoch"] = int(row["best_epoch"])
+            for k in _INTS:
+                if k in row:
+                    row[k] = int(row[k])
             rows.append(row)
     return rows
 

@@ -31,8 +31,10 @@ from seqtag import __version__, runs
 from seqtag.accel import hardware, make_accelerator
 from seqtag.checks import check_config_inputs
 from seqtag.config import Config, dump_config, to_dict
+from seqtag.crf import TRANSITIONS_FILE
 from seqtag.data.batching import LengthGroupedBatches, collate
 from seqtag.errors import Interrupted, SeqtagError, TrainingStopped
+from seqtag.heads import CRFTagger, crf_of
 from seqtag.losses import get_loss
 from seqtag.model import load_tokenizer
 from seqtag.plots import loss_label, plot_history
@@ -163,7 +165,8 @@ def start(cfg: Config) -> Run:
 
     # fused AdamW (one kernel for all parameters, CPU and GPU): the unfused update was ~30 % of a MiniLM step
     # on CPU (torch.profiler, scripts/bench_train.py --profile); fused is ~20 % faster per step end to end
-    optimizer = torch.optim.AdamW(param_groups(task.model, tc.weight_decay), lr=tc.learning_rate, fused=True)
+    optimizer = torch.optim.AdamW(param_groups(task.model, tc.weight_decay, tc.crf_learning_rate),
+                                  lr=tc.learning_rate, fused=True)
     model, optimizer, train_loader = accelerator.prepare(task.model, optimizer, train_loader)
     steps_per_epoch = math.ceil(len(train_loader) / tc.grad_accum)
     total_steps = steps_per_epoch * tc.epochs if tc.max_steps is None else min(tc.max_steps, steps_per_epoch * tc.epochs)
@@ -188,11 +191,26 @@ def start(cfg: Config) -> Run:
     return run
 
 
-def param_groups(model, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only (``p.ndim >= 2``): never on biases and LayerNorm gains."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+def param_groups(model, weight_decay: float, crf_learning_rate: float | None = None) -> list[dict]:
+    """Weight decay on matrices only (``p.ndim >= 2``): never on biases and LayerNorm gains, nor on a CRF head,
+    whose scores train at their own rate (``train.crf_learning_rate``).
+
+    The CRF's transition scores form a ``(C, C)`` matrix but play the part of biases: they are added to scores,
+    not multiplied with activations, and decaying them would pull every move towards "no preference" (0), a
+    prior nobody asked for; so the CRF's transitions, start and end scores are not decayed. Their own rate: Adam
+    moves a parameter by about the learning rate per step, so at an encoder's 5e-5 the transitions would move
+    by less than 0.1 in a few thousand steps and the CRF would stay at its initial (all-zero, constrained)
+    scores. Both rates follow the same warmup and decay.
+    """
+    crf = crf_of(model)
+    own = {id(p) for p in crf.parameters()} if crf is not None else set()
+    params = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    if crf is not None:
+        groups.append({"params": list(crf.parameters()), "weight_decay": 0.0,
+                       **({"lr": crf_learning_rate} if crf_learning_rate is not None else {})})
+    return groups
 
 
 def resume(run: Run) -> None:
@@ -449,7 +467,8 @@ def finish(run: Run, results: runs.Metrics) -> None:
 
 
 def save_model(run: Run) -> None:
-    """Save weights (safetensors), config and tokenizer at the top of the run directory, file by file atomically."""
+    """Save weights (safetensors), config and tokenizer at the top of the run directory, file by file atomically
+    (a CRF head writes its transitions file among them: :meth:`seqtag.heads.CRFTagger.save_pretrained`)."""
     acc = run.accelerator
     acc.wait_for_everyone()
     if run.main:
@@ -470,6 +489,9 @@ def load_best(run: Run) -> None:
     from safetensors import safe_open
 
     unwrapped = run.accelerator.unwrap_model(run.model)
+    if isinstance(unwrapped, CRFTagger):  # the transitions from their own file, the encoder's weights below
+        unwrapped.load_transitions(run.run_dir / TRANSITIONS_FILE)
+        unwrapped = unwrapped.encoder
     params = unwrapped.state_dict(keep_vars=True)
     path = run.run_dir / "model.safetensors"
     # read on the CPU and copy to the model's device ("cpu:0" under several CPU processes is not a device

@@ -72,10 +72,27 @@ def test_mixed_precision_no_survives_yaml_booleans(tmp_path):
     ({"data": {"train": "x"}}, [], r"'model' is required"),
     (BASE, ["data.format=hub"], r"hub_dataset"),
     (BASE, ["justakey"], r"key.sub=value"),
+    (BASE, ["model.head=crff"], r"'model.head' is 'crff'; valid values: linear, crf"),
+    (BASE, ["predict.decoding=beam"], r"'predict.decoding' is 'beam'; valid values: argmax, viterbi"),
+    (BASE, ["model.head=crf", "loss.name=focal"], r"model.head=crf .* loss.name=focal would be ignored"),
+    (BASE, ["model.head=crf", "loss.label_smoothing=0.1"], r"loss.label_smoothing=0.1 would be ignored"),
+    (BASE, ["model.head=crf", "data.label_all_tokens=true"], r"data.label_all_tokens=false"),
+    (BASE, ["model.head=crf", "task=qa", "data.format=squad"], r"model.head=crf is for task: ner"),
+    (BASE, ["predict.decoding=viterbi", "task=qa", "data.format=squad"], r"predict.decoding=viterbi is for task: ner"),
+    (BASE, ["train.crf_learning_rate=0"], r"crf_learning_rate' must be > 0"),
 ])
 def test_config_errors_name_the_key(raw, overrides, match):
     with pytest.raises(ConfigError, match=match):
         apply_overrides(raw, overrides)
+
+
+def test_head_and_decoding_defaults_and_choices():
+    cfg = from_dict(BASE)
+    assert (cfg.model.head, cfg.predict.decoding, cfg.train.crf_learning_rate) == ("linear", "argmax", 1e-2)
+    cfg = apply_overrides(cfg, ["model.head=crf", "predict.decoding=viterbi"])
+    assert (cfg.model.head, cfg.predict.decoding) == ("crf", "viterbi")
+    assert from_dict(to_dict(cfg)) == cfg
+    assert to_dict(cfg)["predict"] == {"decoding": "viterbi"}
 
 
 def test_loss_errors_list_choices():

@@ -11,7 +11,15 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from seqtag.crf import CRF, TRANSITIONS_FILE, chain_bounds, compact, load_transitions, save_transitions
+from seqtag.crf import (
+    CRF,
+    TRANSITIONS_FILE,
+    chain_bounds,
+    compact,
+    load_transitions,
+    save_transitions,
+    viterbi_from_file,
+)
 from seqtag.data.align import merge_windows, plan_windows, window_owners
 from seqtag.data.schemes import find_problems, labels_for
 from seqtag.decoding import pad_rows, transition_constraints, viterbi
@@ -351,6 +359,23 @@ def test_save_and_load_transitions_round_trip(tmp_path):
     assert again.decode(x, mask) == crf.decode(x, mask)
     tags = torch.tensor([[0, 1, 2, 3, 0], [4, 0, 5, 7, 0]])  # valid BILOU paths
     assert torch.equal(again.nll(x, tags), crf.nll(x, tags))
+
+
+def test_viterbi_from_file_in_plain_pytorch_equals_the_crfs_decode(tmp_path):
+    """The code a model card shows decodes exactly as seqtag does, forbidden moves included."""
+    labels = labels_for(["A", "B"], "IOBES")
+    crf = random_crf(len(labels), seed=15, constraints=transition_constraints(labels, "IOBES"), dtype=torch.float32)
+    path = save_transitions(tmp_path / TRANSITIONS_FILE, crf, labels)
+    gen = torch.Generator().manual_seed(16)
+    differs = 0
+    for n in (1, 2, 3, 8, 20) * 4:
+        x = 4 * torch.randn(n, len(labels), generator=gen)
+        expected = [labels[i] for i in crf.decode(x[None], torch.ones(1, n, dtype=torch.bool))[0]]
+        assert viterbi_from_file(path, x) == expected
+        assert not find_problems(expected, "IOBES")
+        differs += expected != [labels[i] for i in x.argmax(-1).tolist()]
+    assert differs >= 10  # the transitions matter in these cases: argmax would give another sequence
+    assert viterbi_from_file(path, torch.zeros(0, len(labels))) == []
 
 
 def test_load_transitions_errors_name_the_file_and_the_problem(tmp_path):

@@ -127,3 +127,33 @@ def test_two_process_prediction_equals_one_process(runs, tmp_path):
     assert [json.loads(x)["line"] for x in out2.splitlines()] == list(range(1, 151))  # input order
     assert res.stderr.count("wrote 150 records") == 1 and "Traceback" not in res.stderr
 
+
+
+def test_crf_head_two_processes_match_one_process(tmp_path):
+    """The CRF lives inside the model accelerate prepares: DDP all-reduces its gradients, so two processes train
+    the same transitions (and encoder) as one process with the same global batch, step for step."""
+    import torch
+    from safetensors.torch import load_file
+
+    from seqtag.crf import TRANSITIONS_FILE, load_transitions
+
+    make_tiny_model_dir(tmp_path / "model", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    cfg = tiny_config(tmp_path, n_dev=0, n_test=0, model={"head": "crf"},
+                      train={"epochs": 1, "batch_size": 4, "group_by_length": False})
+    two = copy.deepcopy(cfg)
+    two["train"]["output_dir"] = str(tmp_path / "two")
+    launch("train", str(write_config(tmp_path / "two.yaml", two)), cwd=tmp_path)
+    one = copy.deepcopy(cfg)
+    one["train"].update(output_dir=str(tmp_path / "one"), batch_size=8)
+    assert main(["train", str(write_config(tmp_path / "one.yaml", one))]) == 0
+    s2, s1 = steps(tmp_path / "two"), steps(tmp_path / "one")
+    assert len(s1) == 3 and s1[0]["loss"] != pytest.approx(s1[1]["loss"])
+    for a, b in zip(s2, s1, strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6), (a, b)
+    w2, w1 = load_file(tmp_path / "two" / "model.safetensors"), load_file(tmp_path / "one" / "model.safetensors")
+    for k in w1:
+        torch.testing.assert_close(w2[k], w1[k], rtol=1e-5, atol=1e-6)
+    t2, t1 = (load_transitions(tmp_path / run / TRANSITIONS_FILE)[1] for run in ("two", "one"))
+    finite = torch.isfinite(t1)
+    assert torch.equal(finite, torch.isfinite(t2)) and t1[finite].abs().max() > 0.01  # learned, not initial
+    torch.testing.assert_close(t2[finite], t1[finite], rtol=1e-5, atol=1e-6)

@@ -326,3 +326,17 @@ def test_round_trip_through_the_server(tmp_path):
     test_result = next(r for r in meta["model-index"][0]["results"] if r["dataset"]["split"] == "test")
     assert {m["type"]: m["value"] for m in test_result["metrics"]} == \
         {k: metrics["test"][k] for k in ("precision", "recall", "f1")}
+
+
+def test_a_crf_run_uploads_its_transitions_and_needs_them(tmp_path):
+    from seqtag.crf import CRF, TRANSITIONS_FILE, save_transitions
+    from tests.fake_run import NER_LABELS
+
+    run = make_run(tmp_path, name="crf", junk=False)
+    info = json.loads((run / "run_info.json").read_text())
+    (run / "run_info.json").write_text(json.dumps({**info, "model_head": "crf"}))
+    with pytest.raises(SeqtagError, match=f"missing {TRANSITIONS_FILE}"):
+        files_to_upload(run)
+    save_transitions(run / TRANSITIONS_FILE, CRF(len(NER_LABELS)), NER_LABELS)
+    names = [p.name for p in files_to_upload(run)]
+    assert TRANSITIONS_FILE in names and "model.safetensors" in names

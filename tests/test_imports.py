@@ -21,7 +21,7 @@ LAYERS = [
     ["seqtag.data", "seqtag.data.conll", "seqtag.data.squad", "seqtag.data.align", "seqtag.data.batching",
      "seqtag.data.ner", "seqtag.data.qa_windows", "seqtag.stats", "seqtag.plots", "seqtag.data.files",
      "seqtag.data.hub_datasets"],
-    ["seqtag.model", "seqtag.accel", "seqtag.checks", "seqtag.config_reference", "seqtag.export"],
+    ["seqtag.model", "seqtag.accel", "seqtag.checks", "seqtag.config_reference", "seqtag.export", "seqtag.heads"],
     ["seqtag.inference"],
     ["seqtag.tasks.common", "seqtag.tasks.ner", "seqtag.tasks.qa", "seqtag.tasks", "seqtag.predict"],
     ["seqtag.train", "seqtag.evaluate"],

@@ -1,5 +1,7 @@
 """seqtag.predict: predictions that do not depend on how they are batched."""
 
+import json
+
 import pytest
 
 from seqtag.config import from_dict
@@ -25,3 +27,27 @@ def test_predictions_do_not_depend_on_batching(run):
         assert [tags for tags, _ in got] == [tags for tags, _ in reference]
         for (_, p), (_, q) in zip(got, reference):
             assert p == pytest.approx(q, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def undertrained(tmp_path_factory):
+    """A softmax run stopped early (one epoch of 24 sentences): its argmax tags many sentences invalidly."""
+    from seqtag.train import train
+
+    tmp = tmp_path_factory.mktemp("under")
+    return train(from_dict(tiny_config(tmp, train={"epochs": 1, "batch_size": 8, "learning_rate": 1e-3})))
+
+
+def test_viterbi_on_a_softmax_run_never_outputs_an_invalid_sequence(undertrained):
+    from seqtag.data.schemes import find_problems
+    from seqtag.inference import count_invalid
+
+    sents = [[w for w, _ in s] for s in sentences(40, seed=7)]
+    sents.append(sents[0] * 9)  # several windows
+    argmax = [tags for tags, _ in load_tagger(undertrained).tag(sents)]
+    assert count_invalid(argmax, "IOB2") >= 20  # measured: 41 of 41
+    viterbi = load_tagger(undertrained, decoding="viterbi").tag(sents)
+    assert sum(bool(find_problems(tags, "IOB2")) for tags, _ in viterbi) == 0
+    assert any(t != "O" for tags, _ in viterbi for t in tags)  # valid because it tags entities well, not none
+    metrics = json.loads((undertrained / "metrics.json").read_text())
+    assert metrics["dev"]["invalid_sequences"] >= 5  # measured: 7 of 7 dev sentences

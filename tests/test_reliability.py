@@ -25,6 +25,7 @@ import pytest
 
 from seqtag import runs
 from seqtag.cli import main
+from seqtag.crf import TRANSITIONS_FILE, load_transitions
 from tests.tiny import tiny_config, write_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -206,6 +207,42 @@ def test_sigint_then_resume_equals_an_uninterrupted_run(reference, monkeypatch, 
     rc, err = train_here(run / "seqtag_config.yaml", "train.resume=true")
     assert rc == 0, err
     assert outcome(run) == ref
+
+
+def test_sigint_then_resume_with_a_crf_head_equals_an_uninterrupted_run(reference, monkeypatch):
+    """The CRF's scores, optimizer state and learning rate are in the checkpoint like the encoder's: a CRF run
+    interrupted mid-epoch and resumed ends bit-identical, transitions file included."""
+    import torch
+
+    import seqtag.tasks.ner as ner
+
+    tmp, _ = reference
+    crf = ["model.head=crf"]
+    config, run = experiment(tmp, "reference-crf")
+    assert train_here(config, *crf)[0] == 0
+    ref = outcome(run)
+    ref_transitions = load_transitions(run / TRANSITIONS_FILE)
+    config, run = experiment(tmp, "sigint-crf")
+    real, calls = ner.crf_loss_step, [0]
+
+    def crf_loss_step(*args):
+        calls[0] += 1
+        if calls[0] == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args)
+
+    monkeypatch.setattr(ner, "crf_loss_step", crf_loss_step)
+    rc, err = train_here(config, *crf)
+    assert rc == 130, err
+    state = json.loads((run / "checkpoints" / "last" / "seqtag_state.json").read_text())
+    assert (state["epoch"], state["batch_in_epoch"], state["global_step"]) == (0, 3, 3)
+    monkeypatch.undo()
+    rc, err = train_here(run / "seqtag_config.yaml", "train.resume=true")
+    assert rc == 0, err
+    assert outcome(run) == ref
+    got = load_transitions(run / TRANSITIONS_FILE)
+    assert got[0] == ref_transitions[0] and all(torch.equal(a, b) for a, b in zip(got[1:], ref_transitions[1:]))
+    assert ref["steps"] != outcome(tmp / "reference" / "run")["steps"]  # the CRF's loss is another loss
 
 
 def test_kill_9_during_a_checkpoint_save_keeps_the_previous_one(reference):

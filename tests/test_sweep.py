@@ -14,6 +14,22 @@ def test_parse_settings_and_labels():
     assert run_name(s[0], 2e-4, 3) == "cross_entropy-lr2e-4-s3"
 
 
+def test_parse_settings_with_head_and_decoding():
+    s = parse_loss_settings(["cross_entropy@decoding=viterbi", "crf=cross_entropy@head=crf,decoding=viterbi",
+                             "focal:gamma=2,alpha=[1,2]@head=linear"])
+    assert s[0] == LossSetting("cross_entropy", {}, "", {"decoding": "viterbi"})
+    assert s[0].slug == "cross_entropy@decoding=viterbi" and s[0].overrides() == ["predict.decoding=viterbi"]
+    assert (s[1].slug, s[1].overrides()) == ("crf", ["model.head=crf", "predict.decoding=viterbi"])
+    assert s[2].params == {"gamma": 2, "alpha": [1, 2]} and s[2].options == {"head": "linear"}
+    assert run_name(s[0], None, 1) == "cross_entropy@decoding=viterbi-s1"
+    with pytest.raises(ConfigError, match=r"option one of head, decoding"):
+        parse_loss_settings(["cross_entropy@colour=red"])
+    with pytest.raises(ConfigError, match=r"head='cnn': valid values: linear, crf"):
+        parse_loss_settings(["cross_entropy@head=cnn"])
+    with pytest.raises(ConfigError, match="repeat"):
+        parse_loss_settings(["cross_entropy@head=crf", "cross_entropy@head=crf"])
+
+
 def test_parse_settings_errors():
     with pytest.raises(LossConfigError, match="focal"):
         parse_loss_settings(["focall"])
@@ -59,3 +75,29 @@ def test_a_real_sweep_runs_resumes_and_survives_a_failed_run(tmp_path, capsys):
     run_sweep(str(cfg), [], settings[:2], [1, 2, 3], tmp_path / "sweep", lrs=[1e-3, 3e-3], repeat_min_dev_f1=1.01)
     assert len(list(csv.DictReader(open(tmp_path / "sweep" / "results.csv")))) == 4
     assert capsys.readouterr().err.count("not repeated with seeds [2, 3]") == 2
+
+
+def test_a_sweep_over_heads_and_decodings_counts_argmaxs_invalid_sequences(tmp_path):
+    """ce, ce decoded by Viterbi and the CRF head, one epoch each: the head and decoding are columns of
+    results.csv, with argmax's invalid sequences on dev and test; a loss the CRF head cannot take stops the sweep
+    before anything runs."""
+    from seqtag.sweep import run_sweep
+    from seqtag.sweep_report import read_results_csv
+    from tests.tiny import tiny_config, write_config
+
+    cfg = write_config(tmp_path / "c.yaml", tiny_config(tmp_path, train={"epochs": 1, "batch_size": 8}))
+    with pytest.raises(ConfigError, match="model.head=crf .* loss.name=focal"):
+        run_sweep(str(cfg), [], parse_loss_settings(["cross_entropy", "focal@head=crf"]), [1], tmp_path / "bad")
+    assert not (tmp_path / "bad" / "runs").exists() or not list((tmp_path / "bad" / "runs").iterdir())
+    settings = parse_loss_settings(["cross_entropy", "cross_entropy@decoding=viterbi", "crf=cross_entropy@head=crf"])
+    md = run_sweep(str(cfg), [], settings, [1], tmp_path / "sweep")
+    rows = {r["setting"]: r for r in read_results_csv(tmp_path / "sweep" / "results.csv")}
+    assert [(r["head"], r["decoding"], r["status"]) for r in rows.values()] == [
+        ("linear", "argmax", "finished"), ("linear", "viterbi", "finished"), ("crf", "argmax", "finished")]
+    for r in rows.values():
+        assert isinstance(r["dev_invalid"], int) and 0 <= r["dev_invalid"] <= 7 and 0 <= r["test_invalid"] <= 5
+    # one epoch, one seed: the same weights, so argmax's count does not depend on the run's decoding
+    ce, vit = rows["cross_entropy"], rows["cross_entropy@decoding=viterbi"]
+    assert (ce["dev_invalid"], ce["test_invalid"]) == (vit["dev_invalid"], vit["test_invalid"])
+    assert ce["dev_invalid"] > 0  # measured: 7 (an undertrained softmax tagger)
+    assert "| crf |" in md and "| cross_entropy@decoding=viterbi |" in md
