@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 from seqtag import __version__
 from seqtag.config import load_config
+from seqtag.crf import TRANSITIONS_FILE
 from seqtag.errors import ExportError
 from seqtag.runs import CONFIG_FILE, INFO_FILE, read_json, require_finished_run
 
@@ -58,7 +59,7 @@ QUANTIZATIONS = ("int8",)
 OPSET = 18
 ONNX_FILE = "model.onnx"
 EXPORT_INFO_FILE = "export_info.json"
-CRF_FILE = "crf_transitions.safetensors"
+CRF_FILE = TRANSITIONS_FILE
 SOURCE_RUN_INFO_FILE = "source_run_info.json"  # the run's run_info.json (training provenance, source_scheme)
 INPUTS = ("input_ids", "attention_mask")
 OUTPUT = "logits"
@@ -338,6 +339,7 @@ class LoadedExport:
     stride: int  # subwords shared by consecutive windows
     info: ExportInfo
     crf_transitions: Path | None  # the run's CRF transition scores, when it has a CRF head
+    decoding: str  # the run's predict.decoding
 
 
 def load_export(path: str | Path, threads: int | None = None) -> LoadedExport:
@@ -365,4 +367,5 @@ def load_export(path: str | Path, threads: int | None = None) -> LoadedExport:
     tokenizer = AutoTokenizer.from_pretrained(str(path), use_fast=True)
     crf = path / CRF_FILE
     return LoadedExport(OnnxTokenClassifier(path / ONNX_FILE, threads), tokenizer, labels, cfg.data.train_scheme,
-                        cfg.data.max_length, cfg.data.stride, info, crf if crf.is_file() else None)
+                        cfg.data.max_length, cfg.data.stride, info, crf if crf.is_file() else None,
+                        cfg.predict.decoding)

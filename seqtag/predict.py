@@ -16,10 +16,12 @@ from pathlib import Path
 
 import torch
 
+from seqtag.crf import load_transitions
 from seqtag.data import schemes
 from seqtag.data.align import encode_sentences
 from seqtag.data.conll import iter_conll, iter_text_lines, read_jsonl
 from seqtag.errors import SeqtagError
+from seqtag.export import load_export
 from seqtag.inference import DEFAULT_MAX_TOKENS, crf_transitions, decode_words, load_finished_run, word_logits
 
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
@@ -88,6 +90,7 @@ class Tagger:
     max_tokens: int = DEFAULT_MAX_TOKENS
     accelerator: object = None  # under `accelerate launch`: batches are shared out, every process gets all results
     decoding: str = "argmax"  # argmax | viterbi (predict.decoding)
+    transitions: tuple | None = None  # a CRF's (transitions, start, end) when the model does not hold them (ONNX)
 
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
         """Tags and probabilities for every word of every sentence (windows merged, one tag per word)."""
@@ -97,7 +100,8 @@ class Tagger:
         logits = word_logits(self.model, enc, [len(s) for s in sentences], self.tokenizer.pad_token_id,
                              batch_size=self.batch_size, max_tokens=self.max_tokens, autocast=self.autocast,
                              accelerator=self.accelerator)
-        tags, scores = decode_words(logits, self.labels, self.scheme, self.decoding, crf_transitions(self.model))
+        tags, scores = decode_words(logits, self.labels, self.scheme, self.decoding,
+                                    self.transitions or crf_transitions(self.model))
         return list(zip(tags, scores, strict=True))
 
 
@@ -113,6 +117,18 @@ def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = 
     return Tagger(run.model, run.tokenizer, run.labels, run.cfg.data.train_scheme, run.cfg.data.max_length,
                   run.cfg.data.stride, batch_size, autocast, max_tokens, accelerator,
                   decoding or run.cfg.predict.decoding)
+
+
+def load_onnx_tagger(export_dir: str | Path, batch_size: int = 64, max_tokens: int = DEFAULT_MAX_TOKENS,
+                     threads: int | None = None, decoding: str | None = None) -> Tagger:
+    """Load an export directory (``seqtag export``) for prediction with ONNX Runtime on CPU: the same windows,
+    batching, merging and decoding as a torch run (a CRF run's transitions come from its transitions file)."""
+    exp = load_export(export_dir, threads)
+    transitions = None
+    if exp.crf_transitions is not None:
+        transitions = tuple(load_transitions(exp.crf_transitions, exp.labels)[1:])
+    return Tagger(exp.model, exp.tokenizer, exp.labels, exp.scheme, exp.max_length, exp.stride, batch_size, False,
+                  max_tokens, None, decoding or exp.decoding, transitions)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -205,3 +205,30 @@ def test_loading_what_is_not_an_export_fails_clearly(run, fp32, tmp_path):
     (broken / EXPORT_INFO_FILE).write_text(json.dumps(info))
     with pytest.raises(ExportError, match=r"missing: \['opset'\].*export the run again"):
         load_export(broken)
+
+
+def test_cli_exports_predicts_and_evaluates_like_the_torch_run(tmp_path, capsys):
+    """`seqtag export` of a CRF run, then `seqtag predict`/`evaluate` on the export directory: the same Viterbi
+    tags and scores as the run itself (fp32), the backend chosen by the path; the wrong backend for a path is a
+    clear error."""
+    from seqtag.cli import main
+    from seqtag.train import train
+
+    raw = tiny_config(tmp_path, n_train=64, model={"head": "crf"}, predict={"decoding": "viterbi"},
+                      train={"epochs": 3, "batch_size": 8, "learning_rate": 3e-3})
+    run, data = train(from_dict(raw)), raw["data"]["dev"]
+    export = tmp_path / "exported"
+    assert main(["export", str(run), "--output", str(export)]) == 0
+    for target, out in ((run, "torch"), (export, "onnx")):
+        assert main(["predict", str(target), "--input", str(data), "--input-format", "conll",
+                     "--output", str(tmp_path / f"{out}.jsonl")]) == 0
+        assert main(["evaluate", str(target), "--data", str(data), "--output", str(tmp_path / f"{out}.json")]) == 0
+    torch_rows = [json.loads(x) for x in (tmp_path / "torch.jsonl").read_text().splitlines()]
+    onnx_rows = [json.loads(x) for x in (tmp_path / "onnx.jsonl").read_text().splitlines()]
+    assert [r["tags"] for r in onnx_rows] == [r["tags"] for r in torch_rows]
+    assert json.loads((tmp_path / "onnx.json").read_text())["f1"] == json.loads((tmp_path / "torch.json").read_text())["f1"]
+    capsys.readouterr()
+    assert main(["predict", str(run), "--backend", "onnx", "--text", "x"]) == 2
+    assert "seqtag export" in capsys.readouterr().err
+    assert main(["predict", str(export), "--backend", "torch", "--text", "x"]) == 2
+    assert "holds no torch weights" in capsys.readouterr().err
