@@ -22,6 +22,10 @@ from collections.abc import Sequence
 
 from seqtag.constants import IGNORE_INDEX
 
+# Part of the tokenisation cache key (seqtag.data.ner): bump it when the alignment of labels to subwords changes.
+# 2: the label of a word whose first subword is a bare word-start marker (lone ▁ or Ġ) moved to the next subword.
+ALIGNMENT_VERSION = 2
+
 
 def word_pieces(tokenizer, sentences: Sequence[Sequence[str]]) -> list[list[list[int]]]:
     """Subword ids of every word of every sentence, without special tokens.
@@ -31,7 +35,8 @@ def word_pieces(tokenizer, sentences: Sequence[Sequence[str]]) -> list[list[list
     """
     if not sentences:
         return []
-    enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False)
+    # not verbose: transformers warns of "indexing errors" past the model's length, which windows avoid
+    enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False, verbose=False)
     unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
     out = []
     for i, words in enumerate(sentences):
@@ -58,11 +63,11 @@ def marker_ids(tokenizer) -> set[int]:
 
     Read from the pre-tokenizer, so a WordPiece vocabulary that happens to hold ``▁`` as a character has none.
     """
-    pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
-    if pre is None:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.pre_tokenizer is None:
         return set()
-    vocab = tokenizer.get_vocab()
-    return {vocab[m] for m in _markers(json.loads(pre.__getstate__())) if m in vocab}
+    ids = (backend.token_to_id(m) for m in _markers(json.loads(backend.pre_tokenizer.__getstate__())))
+    return {i for i in ids if i is not None}
 
 
 def label_position(pieces: Sequence[int], markers: set[int]) -> int:

@@ -52,7 +52,7 @@ def is_cjk(ch: str) -> bool:
             or 0x2F800 <= cp <= 0x2FA1F)
 
 
-def _joins_previous(ch: str) -> bool:
+def joins_previous(ch: str) -> bool:
     """A character that belongs to the one before it: combining marks (accents, variation selectors, enclosing
     keycaps), emoji skin-tone modifiers and the zero-width joiner."""
     return ch == ZWJ or unicodedata.category(ch) in ("Mn", "Mc", "Me") or 0x1F3FB <= ord(ch) <= 0x1F3FF
@@ -64,8 +64,9 @@ def tokenizer_cuts(text: str, tokenizer) -> set[int]:
     A word's extent is that of its tokens' offsets (mapped back through the normalizer to ``text``), so
     characters the normalizer drops or rewrites are still inside it.
     """
-    # through transformers, not the backend: a tokenizer.json may carry padding and truncation settings
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+    # through transformers, not the backend: a tokenizer.json may carry padding and truncation settings; not
+    # verbose: a line longer than the model's window is fine (it is tagged in windows)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=False, verbose=False)
     spans: dict[int, list[int]] = {}
     for w, (start, end) in zip(enc.word_ids(), enc["offset_mapping"]):
         if w is None or end <= start:
@@ -100,7 +101,7 @@ def words_from_cuts(text: str, cuts: set[int], split_punctuation: bool = True) -
             continue
         cut = (i in cuts or split_punctuation and (is_punctuation(ch) or is_cjk(ch) or is_punctuation(text[i - 1])
                                                    or is_cjk(text[i - 1])))
-        if cut and not _joins_previous(ch) and text[i - 1] != ZWJ:
+        if cut and not joins_previous(ch) and text[i - 1] != ZWJ:
             spans.append((start, i))
             start = i
     if start is not None:

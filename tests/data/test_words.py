@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 
 from seqtag.config import ModelConfig
-from seqtag.data.words import ZWJ, is_cjk, is_punctuation, split_words, words_from_cuts
+from seqtag.data.words import ZWJ, is_cjk, is_punctuation, joins_previous, split_words, words_from_cuts
 from seqtag.model import load_tokenizer
 from tests.families import FAMILIES, hard_text
 
@@ -23,9 +23,7 @@ def tokenizer(family_dir):
 
 def _joined(text: str, i: int) -> bool:
     """Whether position ``i`` may not be cut: inside a character sequence (combining mark, emoji modifier, ZWJ)."""
-    from seqtag.data.words import _joins_previous
-
-    return _joins_previous(text[i]) or text[i - 1] == ZWJ
+    return joins_previous(text[i]) or text[i - 1] == ZWJ
 
 
 def check_words(text: str, words: list[str], offsets: list[tuple[int, int]]) -> None:
