@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+from seqtag import encoders
 from seqtag.config import ModelConfig
 from seqtag.errors import ConfigError, SeqtagError
 from seqtag.paths import resolve
@@ -38,19 +39,38 @@ def _common(model: ModelConfig) -> dict:
     return {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
 
 
+def _config(path: str, model: ModelConfig):
+    """The model's transformers config, or ``None`` when it cannot be read (loading the weights then says why)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path, **_common(model))
+    except (OSError, ValueError):
+        return None
+
+
 def load_tokenizer(model: ModelConfig):
-    """A fast tokenizer (offsets and word ids are needed for alignment)."""
-    from transformers import AutoTokenizer
+    """A fast tokenizer (offsets and word ids are needed for alignment), set to tokenize pre-split words as words
+    (:mod:`seqtag.encoders`). A model type with neither a token-classification nor a question-answering head is
+    refused here already, before any data is read."""
+    from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
 
     path = model_path(model)
+    config = _config(path, model)
+    if config is not None and not any(encoders.has_head(config, c) for c in (AutoModelForTokenClassification,
+                                                                              AutoModelForQuestionAnswering)):
+        encoders.check_head(config, AutoModelForTokenClassification, repr(path))
     try:
         tok = AutoTokenizer.from_pretrained(path, use_fast=True, **_common(model))
+        options = encoders.word_level_options(tok) if tok.is_fast else {}
+        if options:  # classes that build their pre-tokenizer from init options (RoBERTa's add_prefix_space)
+            tok = AutoTokenizer.from_pretrained(path, use_fast=True, **_common(model), **options)
     except (OSError, ValueError) as e:
-        raise SeqtagError(f"could not load a tokenizer from {path!r}: {_one_line(e)} Check model.name_or_path (a local "
+        raise SeqtagError(encoders.missing_tokenizer_package(str(e), repr(path)) or
+                          f"could not load a tokenizer from {path!r}: {_one_line(e)} Check model.name_or_path (a local "
                           f"directory with tokenizer files, or a Hub id reachable from this machine)") from None
-    if not tok.is_fast:
-        raise SeqtagError(f"the tokenizer of {path!r} is not a fast tokenizer; seqtag needs offsets and word ids")
-    return tok
+    encoders.check_fast(tok, repr(path))
+    return encoders.set_word_level(tok, repr(path))
 
 
 def load_model(model: ModelConfig, auto_class, **kwargs):
@@ -62,6 +82,9 @@ def load_model(model: ModelConfig, auto_class, **kwargs):
     from transformers.utils import logging as hf_logging
 
     path = model_path(model)
+    config = _config(path, model)
+    if config is not None:
+        encoders.check_head(config, auto_class, repr(path))
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # transformers' LOAD REPORT table: summarised in one line below instead
     try:
@@ -104,4 +127,4 @@ def loading_summary(info: dict) -> str:
     return "; ".join(parts) or "every weight of the model was loaded from the checkpoint"
 
 
-_HEAD_NAMES = ("classifier", "qa_outputs", "score")  # transformers' names for token-classification/QA heads
+_HEAD_NAMES = ("classifier", "qa_outputs", "score", "head")  # transformers' task-head names ("head": ModernBERT)

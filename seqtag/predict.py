@@ -9,7 +9,6 @@ in chunks, each chunk is sorted by length, predicted and written before the next
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,38 +19,10 @@ from seqtag.crf import load_transitions
 from seqtag.data import schemes
 from seqtag.data.align import encode_sentences
 from seqtag.data.conll import iter_conll, iter_text_lines, read_jsonl
+from seqtag.data.words import split_words
 from seqtag.errors import SeqtagError
 from seqtag.export import load_export
 from seqtag.inference import DEFAULT_MAX_TOKENS, crf_transitions, decode_words, load_finished_run, word_logits
-
-_WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
-_NON_SPACE = re.compile(r"\S+")  # \s is exactly str.isspace()
-
-
-def split_words(text: str, tokenizer=None) -> tuple[list[str], list[tuple[int, int]]]:
-    """Split raw text into words and punctuation, keeping ``(start, end)`` character offsets.
-
-    With a fast ``tokenizer``, its own pre-tokenizer decides the words (for BERT: white space and every
-    punctuation character), so seqtag's words are exactly those a ``transformers`` pipeline sees and both
-    find the same entities. Without one, a regular expression keeps word-internal ``-'.`` together.
-
-    >>> split_words("Empire State Building = ESB.")
-    (['Empire', 'State', 'Building', '=', 'ESB', '.'], [(0, 6), (7, 12), (13, 21), (22, 23), (24, 27), (27, 28)])
-    """
-    pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
-    words, offsets = [], []
-    if pre is not None:
-        for piece, (start, _) in pre.pre_tokenize_str(text):
-            # The pre-tokenizer's white space is Unicode's; Python's (what CoNLL columns are split on) also has
-            # \x1c-\x1f. Split there too, so that every word can be written as a CoNLL column and read back.
-            for m in _NON_SPACE.finditer(piece):
-                words.append(m.group())
-                offsets.append((start + m.start(), start + m.end()))
-        return words, offsets
-    for m in _WORD.finditer(text):
-        words.append(m.group())
-        offsets.append(m.span())
-    return words, offsets
 
 
 def entities(words: Sequence[str], tags: Sequence[str], scores: Sequence[float], scheme: str,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from seqtag.config import DataConfig
 from seqtag.data import schemes
-from seqtag.data.align import encode_sentences
+from seqtag.data.align import ALIGNMENT_VERSION, encode_sentences
 from seqtag.data.conll import Sentence, check_tags, load_hub_dataset, read_tagged, validate_sentences
 from seqtag.errors import DataError
 from seqtag.paths import resolve
@@ -174,7 +174,7 @@ def continuation_ids(labels: Sequence[str]) -> list[int]:
 def _cache_key(sentences: Sequence[Sentence], tokenizer, labels, data: DataConfig) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([labels, data.max_length, data.stride, data.label_all_tokens, tokenizer.name_or_path,
-                         len(tokenizer), type(tokenizer).__name__], sort_keys=True).encode())
+                         len(tokenizer), type(tokenizer).__name__, ALIGNMENT_VERSION], sort_keys=True).encode())
     h.update(hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).digest()
              if hasattr(tokenizer, "backend_tokenizer") else b"")
     for s in sentences:
