@@ -266,6 +266,20 @@ def model_dir() -> Path:
     return Path(resolve(MODEL_SPEC, "model"))
 
 
+def exported(run: Path, out: Path, quantize: str | None) -> Path:
+    """``out`` if it already holds an export of ``run`` with this quantization (not re-exported), else a new
+    export there (``seqtag.export.export_run``; not timed)."""
+    from seqtag.export import export_run, is_export_dir, read_export_info
+
+    if is_export_dir(out):
+        info = read_export_info(out)
+        if info.source_run == str(Path(run).resolve()) and info.quantization == quantize:
+            return out
+        sys.exit(f"{out} holds an export of another run or quantization; remove it or choose another directory")
+    print(f"exporting {run} to {out} (quantization: {quantize}; not timed) ...", file=sys.stderr, flush=True)
+    return export_run(run, out, quantize=quantize)
+
+
 # ------------------------------------------------------------------------------------------------ entities
 
 

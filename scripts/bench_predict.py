@@ -10,6 +10,10 @@ Configurations:
 * ``seqtag-tagger-bf16``: the same with bf16 autocast (``seqtag predict --bf16``)
 * ``seqtag-tagger-t1024``: fp32 with ``max_tokens=1024`` (``seqtag predict --max-tokens 1024``; default 4096):
   smaller batches of long sentences, lower peak memory
+* ``seqtag-onnx-fp32``: the run exported with ``seqtag.export.export_run`` (not timed), loaded with
+  ``seqtag.export.load_export`` (ONNX Runtime, CPU, ``--threads`` intra-op threads) into the same ``Tagger``,
+  batch 64
+* ``seqtag-onnx-int8``: the same with ``quantize="int8"`` (dynamic quantization of the MatMul weights)
 * ``seqtag-cli``: ``seqtag predict RUN --input texts.txt --output out.jsonl`` (raw text, one sentence per
   line: the words joined with spaces), a fresh process per repeat, so its time includes start-up and
   model load
@@ -21,6 +25,11 @@ Configurations:
 
     PYTHONPATH=. python scripts/bench_predict.py --run runs/conll2003-minilm --out bench/predict.md
     PYTHONPATH=. python scripts/bench_predict.py --max-predict-sentences 200 --repeats 2   # smoke run
+    PYTHONPATH=. python scripts/bench_predict.py --run runs/conll2003-minilm --configs seqtag-tagger \
+        seqtag-tagger-bf16 seqtag-onnx-fp32 seqtag-onnx-int8 pipeline-default     # the CPU backends
+
+The ONNX exports are written to ``WORKDIR/exports/{fp32,int8}`` and reused by a later call with the same
+``--workdir``.
 
 Without ``--run`` a small run is trained first (``--make-run-sentences`` sentences, one epoch, not timed)
 into ``runs/bench-predict`` and reused by later calls.
@@ -48,6 +57,8 @@ CONFIGS = {
     "seqtag-tagger": {"kind": "tagger", "bf16": False},
     "seqtag-tagger-bf16": {"kind": "tagger", "bf16": True},
     "seqtag-tagger-t1024": {"kind": "tagger", "bf16": False, "max_tokens": 1024},
+    "seqtag-onnx-fp32": {"kind": "onnx", "quantize": None},
+    "seqtag-onnx-int8": {"kind": "onnx", "quantize": "int8"},
     "seqtag-cli": {"kind": "cli", "bf16": False},
     "pipeline-default": {"kind": "pipeline", "batch_size": None, "aggregation": "simple"},
     "pipeline-b64": {"kind": "pipeline", "batch_size": 64, "aggregation": "simple"},
@@ -62,12 +73,29 @@ LEGEND = (
     "start, char end). agreement with X: A / B, A = share of X's entities this row also finds, B = share "
     "of this row's entities X also finds. useful GFLOP/s: forward FLOPs of the real tokens / predict s "
     "(the same token count for every row). speed-up: baseline time / seqtag time (above 1: seqtag is "
-    "faster)."
+    "faster). of ceiling: useful GFLOP/s / this machine's fp32 (bf16 rows: bf16) matmul rate; none for int8."
 )
 DEFAULT_RUN = bc.REPO / "runs" / "bench-predict"
 
 
 # ------------------------------------------------------------------------------------------------ children
+
+
+def tag_passes(tagger, sentences: list[list[str]], repeats: int) -> dict:
+    """Wall and CPU time of ``repeats`` passes of ``tagger.tag`` over ``sentences``, and the entities found."""
+    from seqtag.predict import entities
+
+    times, cpu = [], []
+    for _ in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        tagged = tagger.tag(sentences)
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    found = []
+    for i, (words, (tags, scores)) in enumerate(zip(sentences, tagged)):
+        for e in entities(words, tags, scores, tagger.scheme, bc.char_offsets(words)):
+            found.append([i, e["type"], e["start"], e["end"]])
+    return {"times": times, "cpu": cpu, "entities": found}
 
 
 def child_tagger(spec: dict, sentences: list[list[str]]) -> dict:
@@ -77,22 +105,24 @@ def child_tagger(spec: dict, sentences: list[list[str]]) -> dict:
     t = (
         time.perf_counter()
     )  # library imports count: transformers loads its model modules lazily, in the first load
-    from seqtag.predict import entities, load_tagger
+    from seqtag.predict import load_tagger
 
     tagger = load_tagger(spec["run"], batch_size=BATCH, device="cpu", autocast=spec["bf16"],
                          max_tokens=spec.get("max_tokens", 4096))
-    load_s = time.perf_counter() - t
-    times, cpu = [], []
-    for _ in range(spec["repeats"]):
-        t, c = time.perf_counter(), time.process_time()
-        tagged = tagger.tag(sentences)
-        times.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    found = []
-    for i, (words, (tags, scores)) in enumerate(zip(sentences, tagged)):
-        for e in entities(words, tags, scores, tagger.scheme, bc.char_offsets(words)):
-            found.append([i, e["type"], e["start"], e["end"]])
-    return {"load_s": load_s, "times": times, "cpu": cpu, "entities": found}
+    return {"load_s": time.perf_counter() - t, **tag_passes(tagger, sentences, spec["repeats"])}
+
+
+def child_onnx(spec: dict, sentences: list[list[str]]) -> dict:
+    import torch
+
+    torch.set_num_threads(spec["threads"])
+    t = time.perf_counter()
+    from seqtag.export import load_export
+    from seqtag.predict import Tagger
+
+    exp = load_export(spec["export"], threads=spec["threads"])
+    tagger = Tagger(exp.model, exp.tokenizer, exp.labels, exp.scheme, exp.max_length, exp.stride, BATCH)
+    return {"load_s": time.perf_counter() - t, **tag_passes(tagger, sentences, spec["repeats"])}
 
 
 def child_pipeline(spec: dict, texts: list[str]) -> dict:
@@ -122,6 +152,8 @@ def child_main(spec_path: str) -> None:
     sentences = json.loads(Path(spec["sentences"]).read_text())
     if spec["kind"] == "tagger":
         result = child_tagger(spec, sentences)
+    elif spec["kind"] == "onnx":
+        result = child_onnx(spec, sentences)
     else:
         result = child_pipeline(spec, [" ".join(s) for s in sentences])
     Path(spec["result"]).write_text(json.dumps(result))
@@ -213,6 +245,9 @@ def run_config(name: str, args, run: Path, workdir: Path, sentences_file: Path, 
             "peak_rss_mb": statistics.median(rss),
             "includes_load": True,
         }
+    if conf["kind"] == "onnx":
+        conf = {**conf, "export": str(bc.exported(run, workdir / "exports" / (conf["quantize"] or "fp32"),
+                                                   conf["quantize"]))}
     spec = {
         **conf,
         "run": str(run),
@@ -264,6 +299,8 @@ def report(
         pred_s = statistics.median(r["times"])
         mine = {tuple(e) for e in r["entities"]}
         bf16 = CONFIGS[name].get("bf16", False)
+        precision = "bf16" if bf16 else CONFIGS[name].get("quantize") or "fp32"
+        ceiling_dtype = {"fp32": "float32", "bf16": "bfloat16"}.get(precision)  # none measured for int8
         rate = useful / pred_s / 1e9
         summary[name] = {
             "pred_s": pred_s,
@@ -280,7 +317,7 @@ def report(
         rows.append(
             [
                 name,
-                "bf16" if bf16 else "fp32",
+                precision,
                 bc.fmt(r["load_s"], 2) if r["load_s"] is not None else "in time",
                 bc.fmt(pred_s, 2),
                 bc.fmt(statistics.median(r["cpu"]), 2) if r["cpu"] else "–",
@@ -289,7 +326,7 @@ def report(
                 f"{len(mine):,}",
                 *agree,
                 bc.fmt(rate),
-                f"{rate / ceil['bfloat16' if bf16 else 'float32']:.1%}",
+                f"{rate / ceil[ceiling_dtype]:.1%}" if ceiling_dtype else "–",
             ]
         )
     table = bc.markdown_table(
@@ -310,7 +347,8 @@ def report(
         right=[False, False] + [True] * (8 + len(refs)),
     )
     ours = [n for n in results if n.startswith("seqtag")]
-    theirs = [n for n in results if n.startswith("pipeline")]
+    # the pipelines, and torch fp32 for the other seqtag rows (bf16, ONNX): is the faster backend faster?
+    theirs = [n for n in results if n.startswith("pipeline")] + [n for n in ("seqtag-tagger",) if n in results]
     pairs = (
         bc.markdown_table(
             ["seqtag", "baseline", "predict speed-up", "speed-up incl. load", "peak RSS (seqtag / baseline)"],
@@ -324,6 +362,7 @@ def report(
                 ]
                 for a in ours
                 for b in theirs
+                if a != b and not (b == "seqtag-tagger" and a == "seqtag-cli")
             ],
             right=[False, False, True, True, True],
         )

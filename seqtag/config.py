@@ -13,12 +13,14 @@ and the valid choices.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -53,7 +55,7 @@ class DataConfig:
     hub_dataset: str | None = None  # with format=hub: a Hub dataset name or a directory saved by datasets.save_to_disk
     hub_config: str | None = None  # with format=hub: the dataset configuration name, if it has several
     tokens_column: str = "tokens"  # with format=hub/jsonl: the column holding the words
-    tags_column: str = "ner_tags"  # with format=hub: the column holding the tags (ClassLabel ids or strings)
+    tags_column: str = "ner_tags"  # format=hub: the column holding the tags; jsonl: the tag key of records without "tags"
     token_column: int = 0  # CoNLL: column index of the word
     tag_column: int = -1  # CoNLL: column index of the tag (default: the last)
     scheme: str = "auto"  # tag scheme of the files: auto-detected from train, or IOB1 | IOB2 | IOBES | BILOU
@@ -66,13 +68,14 @@ class DataConfig:
     max_train_examples: int | None = None  # keep the first N training sentences/questions (quick runs, tests)
     max_eval_examples: int | None = None  # keep the first N dev/test sentences/questions
     cache_dir: str | None = None  # tokenised-data cache; default ~/.cache/seqtag
+    encoding: str = "utf-8"  # text encoding of the CoNLL/JSONL files, e.g. latin-1 or cp1252 (ASCII-compatible ones)
     # QA only
     qa_head: str = "pointer"  # pointer: start/end logits (AutoModelForQuestionAnswering); tagging: O/B-ANS/I-ANS
-    doc_stride: int = 128  # QA: context tokens shared by consecutive windows (run_qa.py's doc_stride)
-    max_answer_length: int = 30  # QA: longest answer in subword tokens considered by decoding
-    train_articles: list[int] | None = None  # QA on a SQuAD file: [start, end) article range used for training
-    dev_articles: list[int] | None = None  # QA: [start, end) article range of the dev split (same file allowed)
-    test_articles: list[int] | None = None  # QA: [start, end) article range of the test split
+    doc_stride: int = 128  # context tokens shared by consecutive windows (run_qa.py's doc_stride)
+    max_answer_length: int = 30  # longest answer in subword tokens considered by decoding
+    train_articles: list[int] | None = None  # on a SQuAD file: [start, end) article range used for training
+    dev_articles: list[int] | None = None  # [start, end) article range of the dev split (same file allowed)
+    test_articles: list[int] | None = None  # [start, end) article range of the test split
 
 
 @dataclass(frozen=True)
@@ -240,26 +243,94 @@ def _build_loss(raw: dict) -> LossConfig:
     return LossConfig(name=name, params=params)
 
 
+class Range(NamedTuple):
+    """The values a numeric config key may take: ``low`` to ``high`` (``None``: unbounded), ends included unless
+    ``low_open`` / ``high_open``; floats must also be finite. ``hint`` is added to the error message.
+
+    >>> Range(0, 1, high_open=True).describe(), Range(1).contains(0), Range(0, low_open=True).contains(float("nan"))
+    ('in [0, 1)', False, False)
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    hint: str = ""
+
+    def contains(self, value: float) -> bool:
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def describe(self) -> str:
+        if self.low is None and self.high is None:
+            return "a number"
+        if self.high is None:
+            return f"> {self.low}" if self.low_open else f"at least {self.low}"
+        if self.low is None:
+            return f"< {self.high}" if self.high_open else f"at most {self.high}"
+        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+
+_SEED_MAX = 2**32 - 1  # numpy's seed range, which accelerate's set_seed uses
+_OPTIONAL = "; leave it unset (null) for no limit"
+
+RANGES: dict[str, Range] = {
+    "data.token_column": Range(hint="0-based column index, negative counts from the end; the file's column count "
+                                    "is checked when it is read"),
+    "data.tag_column": Range(hint="0-based column index, negative counts from the end; the file's column count "
+                                  "is checked when it is read"),
+    "data.max_length": Range(8, hint="subwords per window, special tokens included"),
+    "data.stride": Range(0, hint="and below max_length / 2"),
+    "data.max_train_examples": Range(1, hint="the number of training sentences/questions kept" + _OPTIONAL),
+    "data.max_eval_examples": Range(1, hint="the number of dev/test sentences/questions kept" + _OPTIONAL),
+    "data.doc_stride": Range(0, hint="and, for task qa, below data.max_length"),
+    "data.max_answer_length": Range(1),
+    "data.train_articles": Range(0, hint="article indices [start, end)"),
+    "data.dev_articles": Range(0, hint="article indices [start, end)"),
+    "data.test_articles": Range(0, hint="article indices [start, end)"),
+    "train.epochs": Range(1),
+    "train.max_steps": Range(1, hint="optimizer steps" + _OPTIONAL + " (epochs then decides)"),
+    "train.batch_size": Range(1),
+    "train.eval_batch_size": Range(1),
+    "train.grad_accum": Range(1),
+    "train.learning_rate": Range(0, 1, low_open=True, hint="typical fine-tuning rates are 1e-5 to 1e-3"),
+    "train.weight_decay": Range(0, hint="0 disables it"),
+    "train.warmup_ratio": Range(0, 1, high_open=True),
+    "train.max_grad_norm": Range(0, hint="0 disables clipping"),
+    "train.seed": Range(0, _SEED_MAX),
+    "train.early_stopping_patience": Range(1, hint="epochs without dev F1 improvement" + _OPTIONAL),
+    "train.log_every": Range(1),
+}
+"""The range of every numeric config key (a test checks that each int/float field of the dataclasses is here).
+List-valued keys are checked item by item."""
+
+
+def _get(cfg: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
 def _check_ranges(cfg: Config) -> None:
-    t, d = cfg.train, cfg.data
-    positive = {
-        "train.epochs": t.epochs, "train.batch_size": t.batch_size, "train.eval_batch_size": t.eval_batch_size,
-        "train.grad_accum": t.grad_accum, "train.log_every": t.log_every, "data.max_length": d.max_length,
-        "data.max_answer_length": d.max_answer_length,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"config key '{key}' must be at least 1, got {value}")
-    if not t.learning_rate > 0:
-        raise ConfigError(f"config key 'train.learning_rate' must be > 0, got {t.learning_rate}")
-    if not 0 <= t.warmup_ratio < 1:
-        raise ConfigError(f"config key 'train.warmup_ratio' must be in [0, 1), got {t.warmup_ratio}")
-    if d.max_length < 8:
-        raise ConfigError(f"config key 'data.max_length' must be at least 8 subwords, got {d.max_length}")
-    if not 0 <= d.stride < d.max_length // 2:
+    for key, rng in RANGES.items():
+        value = _get(cfg, key)
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and not rng.contains(item):
+                hint = f" ({rng.hint})" if rng.hint else ""
+                raise ConfigError(f"config key '{key}' must be {rng.describe()}{hint}, got {value!r}")
+    d = cfg.data
+    if d.stride >= d.max_length // 2:
         raise ConfigError(
             f"config key 'data.stride' must be in [0, max_length/2) = [0, {d.max_length // 2}), got {d.stride}"
         )
+    if cfg.task == "qa" and d.doc_stride >= d.max_length:
+        raise ConfigError(f"config key 'data.doc_stride' must be below data.max_length={d.max_length} (the window "
+                          f"also holds the question), got {d.doc_stride}")
+    if d.token_column == d.tag_column:
+        raise ConfigError(f"config keys 'data.token_column' and 'data.tag_column' are both {d.tag_column}: the word "
+                          f"and the tag must be different columns")
     if d.format == "hub" and not d.hub_dataset:
         raise ConfigError("data.format is 'hub' but data.hub_dataset is not set: name the dataset or saved directory")
     for key in ("train_articles", "dev_articles", "test_articles"):
@@ -269,11 +340,54 @@ def _check_ranges(cfg: Config) -> None:
     if cfg.task == "ner" and d.format == "squad":
         raise ConfigError("data.format 'squad' needs task: qa")
     for key in ("model.name_or_path", "data.train", "train.output_dir"):
-        section, name = key.split(".")
-        if not str(getattr(getattr(cfg, section), name)).strip():
+        if not str(_get(cfg, key)).strip():
             raise ConfigError(f"config key '{key}' is empty")
-    if cfg.hub.repo_id is not None and cfg.hub.repo_id.count("/") != 1:
-        raise ConfigError(f"config key 'hub.repo_id' must look like 'namespace/name', got {cfg.hub.repo_id!r}")
+    _check_encoding(d.encoding)
+    if cfg.hub.repo_id is not None:
+        check_repo_id(cfg.hub.repo_id)
+
+
+def _check_encoding(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ConfigError(f"config key 'data.encoding' is {encoding!r}, which Python does not know; use a codec "
+                          f"name such as utf-8, latin-1 or cp1252") from None
+    if "\n -".encode(encoding, errors="replace") != b"\n -":
+        raise ConfigError(f"config key 'data.encoding' is {encoding!r}; the readers split lines and columns on ASCII "
+                          f"bytes, so use an ASCII-compatible encoding (utf-8, latin-1, cp1252...) or convert the "
+                          f"files to UTF-8")
+
+
+def _setting(key: str) -> str:
+    return key if key.startswith("-") else f"config key '{key}'"
+
+
+def check_repo_id(repo_id: str, key: str = "hub.repo_id") -> str:
+    """Return ``repo_id`` if the Hub accepts it as ``namespace/name``, else raise :class:`ConfigError` naming the rule.
+
+    The rule is huggingface_hub's ``validate_repo_id`` with a namespace required and ASCII only (as the Hub
+    itself): letters, digits, ``-``, ``_`` and ``.``, at most 96 characters per part, no ``--`` or ``..``, no part
+    starting or ending with ``-`` or ``.``, no ``.git`` at the end. ``key`` names the setting in the message
+    (``hub.repo_id``, or ``--repo-id`` for ``seqtag push``).
+
+    >>> check_repo_id("alice/minilm-wnut17")
+    'alice/minilm-wnut17'
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    rule = ("a Hub repo id is namespace/name, each part made of ASCII letters, digits, '-', '_' and '.', at most 96 "
+            "characters, without '--' or '..', not starting or ending with '-' or '.', and not ending in '.git'")
+    if repo_id.count("/") != 1:
+        raise ConfigError(f"{_setting(key)} must look like 'namespace/name', got {repo_id!r}; {rule}")
+    try:
+        validate_repo_id(repo_id)
+        valid = repo_id.isascii()  # validate_repo_id's \w lets non-ASCII letters through; the Hub does not
+    except HFValidationError:
+        valid = False
+    if not valid:
+        raise ConfigError(f"{_setting(key)} is {repo_id!r}, which the Hub does not accept: {rule}")
+    return repo_id
 
 
 def check_head(cfg: Config) -> Config:
@@ -313,17 +427,38 @@ def check_head(cfg: Config) -> Config:
 def from_dict(raw: dict) -> Config:
     """Build and validate a :class:`Config` from a nested mapping (as read from YAML)."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"a config must be a mapping of sections (model, data, loss, train, predict, hub), got {raw!r}")
+        raise ConfigError(f"a config must be a mapping of sections (model, data, loss, train, predict, hub), got "
+                          f"{type(raw).__name__} {raw!r:.60}")
     cfg = _build(Config, raw, "")
     _check_ranges(cfg)
     return check_head(cfg)
 
 
-def to_dict(cfg: Config) -> dict:
-    """The resolved config as a plain nested dict, loss parameters written flat (round-trips through from_dict)."""
+# Keys added after run directories were first written: saved only when they differ from their default, so a
+# run's saved seqtag_config.yaml from before still compares equal when the run is resumed.
+_SAVED_WHEN_SET = {("data", "encoding")}
+
+
+def to_dict(cfg: Config, *, every_default: bool = False) -> dict:
+    """The resolved config as a plain nested dict, loss parameters written flat (round-trips through from_dict).
+
+    ``every_default`` also writes the loss's default parameters (from the loss registry) and the keys that are
+    otherwise saved only when set; the config it describes is the same.
+
+    >>> to_dict(from_dict({"model": {"name_or_path": "m"}, "data": {"train": "t"}}), every_default=True)["loss"]
+    {'name': 'cross_entropy', 'weight': None, 'label_smoothing': 0.0}
+    """
     out = dataclasses.asdict(cfg)
     loss = out.pop("loss")
-    out["loss"] = {"name": loss["name"], **loss["params"]}
+    params = loss["params"]
+    if every_default:
+        params = validate_loss_params(loss["name"], params)
+    out["loss"] = {"name": loss["name"], **params}
+    if not every_default:
+        for section, key in _SAVED_WHEN_SET:
+            default = next(f.default for f in dataclasses.fields(_SECTIONS[section]) if f.name == key)
+            if out[section][key] == default:
+                del out[section][key]
     return out
 
 
@@ -342,6 +477,8 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
 
 def apply_overrides(cfg: Config | dict, overrides: list[str]) -> Config:
     """Apply ``key.sub=value`` overrides (values parsed as YAML scalars) and re-validate."""
+    if not isinstance(cfg, Config | dict):
+        return from_dict(cfg)  # raises, naming what the top level is
     raw = to_dict(cfg) if isinstance(cfg, Config) else dict(cfg)
     raw = yaml.safe_load(yaml.safe_dump(raw))  # deep copy
     for item in overrides:
@@ -358,18 +495,27 @@ def apply_overrides(cfg: Config | dict, overrides: list[str]) -> Config:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read a YAML config (safe loader) and apply overrides. Errors name the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory; pass a YAML file (a run's config is "
+                          f"{path / 'seqtag_config.yaml'}, the shipped configs are in configs/)")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; the shipped configs are in configs/")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}") from None
+    if raw is None:
+        raise ConfigError(f"config file {path} is empty; a config needs at least model.name_or_path and data.train "
+                          f"(see configs/quickstart.yaml)")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: the top level is a {type(raw).__name__} ({raw!r:.40}), but a config "
+                          f"is a mapping of sections (model:, data:, loss:, train:, hub:); see configs/quickstart.yaml")
     try:
-        return apply_overrides(raw or {}, overrides or [])
+        return apply_overrides(raw, overrides or [])
     except ConfigError as e:
         raise type(e)(f"{path}: {e}") from None
 
 
-def dump_config(cfg: Config) -> str:
-    """The resolved config as YAML text (every key, defaults filled in)."""
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
+def dump_config(cfg: Config, *, every_default: bool = False) -> str:
+    """The resolved config as YAML text (defaults filled in; ``every_default``: see :func:`to_dict`)."""
+    return yaml.safe_dump(to_dict(cfg, every_default=every_default), sort_keys=False, allow_unicode=True)

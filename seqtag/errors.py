@@ -24,6 +24,10 @@ class LossConfigError(ConfigError):
     """An unknown loss name or an invalid loss parameter."""
 
 
+class ExportError(SeqtagError):
+    """A run that cannot be exported, an export directory that cannot be written or loaded."""
+
+
 def where(path: object, line: int | None = None) -> str:
     """Format a location for error messages: ``'file.txt'`` or ``'file.txt:12'``.
 

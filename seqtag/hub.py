@@ -15,7 +15,7 @@ never logged, never part of an error message, and a file that contains it is ref
 >>> check_repo_id("conll-focal")
 Traceback (most recent call last):
 ...
-seqtag.errors.SeqtagError: repository id 'conll-focal' must have the form namespace/name (e.g. your-user/conll-focal)
+seqtag.errors.ConfigError: --repo-id must look like 'namespace/name', got 'conll-focal'; a Hub repo id is namespace/name, each part made of ASCII letters, digits, '-', '_' and '.', at most 96 characters, without '--' or '..', not starting or ending with '-' or '.', and not ending in '.git'
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ import fnmatch
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
-from seqtag import __version__
+from seqtag import __version__, config
 from seqtag.card import render_card
 from seqtag.crf import TRANSITIONS_FILE
 from seqtag.errors import SeqtagError
@@ -47,21 +46,13 @@ UPLOAD_NAMES = (
 UPLOAD_PATTERNS = ("model*.safetensors",)
 NEVER_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _TEXT_SUFFIXES = (".json", ".jsonl", ".yaml", ".txt", ".md", ".jinja")
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$", re.ASCII)
 NO_TOKEN = "no Hugging Face token: run `hf auth login` or set HF_TOKEN"
 
 
 def check_repo_id(repo_id: str) -> None:
-    """Raise :class:`SeqtagError` unless ``repo_id`` is ``namespace/name`` with Hub-valid characters."""
-    if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id \
-            or repo_id.endswith(".git"):
-        example = str(repo_id).strip("/").split("/")[-1] or "my-model"
-        raise SeqtagError(
-            f"repository id {repo_id!r} must have the form namespace/name (e.g. your-user/{example})"
-            if "/" not in str(repo_id) else
-            f"repository id {repo_id!r} is not valid: use namespace/name with letters, digits, '-', '_' or '.' "
-            "(no '--' or '..', at most 96 characters each)"
-        )
+    """Raise :class:`SeqtagError` unless ``repo_id`` is ``namespace/name`` as the Hub accepts it (one rule, in
+    :func:`seqtag.config.check_repo_id`, also checked for ``hub.repo_id`` when a config loads)."""
+    config.check_repo_id(repo_id, key="--repo-id")
 
 
 def check_finished_run(run_dir: str | Path) -> Path:

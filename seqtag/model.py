@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
+from seqtag import encoders
 from seqtag.config import ModelConfig
 from seqtag.errors import ConfigError, SeqtagError
 from seqtag.paths import resolve
+
+log = logging.getLogger(__name__)
 
 
 def model_path(model: ModelConfig) -> str:
@@ -35,19 +39,38 @@ def _common(model: ModelConfig) -> dict:
     return {"revision": model.revision, "trust_remote_code": model.trust_remote_code}
 
 
+def _config(path: str, model: ModelConfig):
+    """The model's transformers config, or ``None`` when it cannot be read (loading the weights then says why)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path, **_common(model))
+    except (OSError, ValueError):
+        return None
+
+
 def load_tokenizer(model: ModelConfig):
-    """A fast tokenizer (offsets and word ids are needed for alignment)."""
-    from transformers import AutoTokenizer
+    """A fast tokenizer (offsets and word ids are needed for alignment), set to tokenize pre-split words as words
+    (:mod:`seqtag.encoders`). A model type with neither a token-classification nor a question-answering head is
+    refused here already, before any data is read."""
+    from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
 
     path = model_path(model)
+    config = _config(path, model)
+    if config is not None and not any(encoders.has_head(config, c) for c in (AutoModelForTokenClassification,
+                                                                              AutoModelForQuestionAnswering)):
+        encoders.check_head(config, AutoModelForTokenClassification, repr(path))
     try:
         tok = AutoTokenizer.from_pretrained(path, use_fast=True, **_common(model))
+        options = encoders.word_level_options(tok) if tok.is_fast else {}
+        if options:  # classes that build their pre-tokenizer from init options (RoBERTa's add_prefix_space)
+            tok = AutoTokenizer.from_pretrained(path, use_fast=True, **_common(model), **options)
     except (OSError, ValueError) as e:
-        raise SeqtagError(f"could not load a tokenizer from {path!r}: {_one_line(e)} Check model.name_or_path (a local "
+        raise SeqtagError(encoders.missing_tokenizer_package(str(e), repr(path)) or
+                          f"could not load a tokenizer from {path!r}: {_one_line(e)} Check model.name_or_path (a local "
                           f"directory with tokenizer files, or a Hub id reachable from this machine)") from None
-    if not tok.is_fast:
-        raise SeqtagError(f"the tokenizer of {path!r} is not a fast tokenizer; seqtag needs offsets and word ids")
-    return tok
+    encoders.check_fast(tok, repr(path))
+    return encoders.set_word_level(tok, repr(path))
 
 
 def load_model(model: ModelConfig, auto_class, **kwargs):
@@ -56,10 +79,17 @@ def load_model(model: ModelConfig, auto_class, **kwargs):
     Weights load from safetensors only unless ``model.allow_pickle`` (pickle files can run code);
     ``trust_remote_code`` stays off unless ``model.trust_remote_code``.
     """
+    from transformers.utils import logging as hf_logging
+
     path = model_path(model)
+    config = _config(path, model)
+    if config is not None:
+        encoders.check_head(config, auto_class, repr(path))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # transformers' LOAD REPORT table: summarised in one line below instead
     try:
-        return auto_class.from_pretrained(path, use_safetensors=not model.allow_pickle or None,
-                                          **_common(model), **kwargs)
+        loaded, info = auto_class.from_pretrained(path, use_safetensors=not model.allow_pickle or None,
+                                                  output_loading_info=True, **_common(model), **kwargs)
     except (OSError, ValueError) as e:
         msg = _one_line(e)
         if "safetensors" in msg.lower() and not model.allow_pickle:
@@ -67,3 +97,34 @@ def load_model(model: ModelConfig, auto_class, **kwargs):
                               f"because they can run code; convert the model, or set model.allow_pickle=true if "
                               f"you trust its source") from None
         raise SeqtagError(f"could not load the model from {path!r}: {msg}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing_encoder = any(k.split(".")[0] not in _HEAD_NAMES for k in info.get("missing_keys") or [])
+    (log.warning if missing_encoder else log.info)("%s: %s", path, loading_summary(info))
+    return loaded
+
+
+def loading_summary(info: dict) -> str:
+    """One line on what ``from_pretrained`` did not load: a new task head is expected when fine-tuning a
+    pretrained encoder; missing encoder weights are not.
+
+    >>> loading_summary({"missing_keys": ["classifier.weight", "classifier.bias"],
+    ...                  "unexpected_keys": ["pooler.dense.weight"], "mismatched_keys": []})
+    'a new task head was initialised (classifier.weight, classifier.bias), as expected when fine-tuning; unused checkpoint weights: pooler.dense.weight'
+    """
+    missing = list(info.get("missing_keys") or [])
+    head = [k for k in missing if k.split(".")[0] in _HEAD_NAMES]
+    other = [k for k in missing if k not in head]
+    parts = []
+    if head:
+        parts.append(f"a new task head was initialised ({', '.join(head)}), as expected when fine-tuning")
+    if other:
+        parts.append(f"{len(other)} encoder weights were not in the checkpoint and are random "
+                     f"({', '.join(other[:4])}{', ...' if len(other) > 4 else ''})")
+    unexpected = list(info.get("unexpected_keys") or [])
+    if unexpected:
+        parts.append(f"unused checkpoint weights: {', '.join(unexpected[:4])}{', ...' if len(unexpected) > 4 else ''}")
+    return "; ".join(parts) or "every weight of the model was loaded from the checkpoint"
+
+
+_HEAD_NAMES = ("classifier", "qa_outputs", "score", "head")  # transformers' task-head names ("head": ModernBERT)

@@ -1,9 +1,12 @@
-"""Training curves from ``history.jsonl``: loss per step and dev F1 per epoch, one PNG."""
+"""Training curves from ``history.jsonl``, one PNG: training loss (log scale) and learning rate per optimizer step,
+dev F1 per epoch, titled with the run, the loss and the model."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def read_history(path: str | Path) -> tuple[list[dict], list[dict]]:
@@ -18,25 +21,71 @@ def read_history(path: str | Path) -> tuple[list[dict], list[dict]]:
     return steps, epochs
 
 
-def plot_history(history: str | Path, out: str | Path) -> Path:
-    """Write a two-panel PNG (training loss per optimizer step; dev F1 per epoch) and return its path."""
+def loss_label(name: str, params: Mapping[str, Any] | None = None) -> str:
+    """A short name for a loss setting, for titles: per-class lists are summarised by their length.
+
+    >>> loss_label("focal", {"gamma": 2.0, "alpha": None})
+    'focal (gamma=2.0)'
+    >>> loss_label("cross_entropy", {"weight": [0.1, 2.0, 2.0]})
+    'cross_entropy (weight=[3 values])'
+    """
+    shown = [f"{k}=[{len(v)} values]" if isinstance(v, list | tuple) else f"{k}={v}"
+             for k, v in (params or {}).items() if v is not None]
+    return f"{name} ({', '.join(shown)})" if shown else name
+
+
+def training_figure(history: str | Path, *, run_name: str = "", loss: str = "", model: str = ""):
+    """The figure :func:`plot_history` writes (a ``matplotlib.figure.Figure`` with three axes).
+
+    Left: training loss per labelled token per optimizer step, on a log scale (steps whose loss is 0 are not
+    drawn); middle: the learning rate each step used (the ``lr`` of the step records); right: dev F1 per epoch,
+    with whole-number epoch ticks. Dotted lines on the left and middle mark the ends of epochs.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     steps, epochs = read_history(history)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (ax_loss, ax_lr, ax_f1) = plt.subplots(1, 3, figsize=(14, 3.8))
+    x = [r["step"] for r in steps]
+    losses = [r["loss"] for r in steps]
     if steps:
-        ax1.plot([r["step"] for r in steps], [r["loss"] for r in steps], lw=1)
-    ax1.set(xlabel="optimizer step", ylabel="training loss per labelled token", title="loss")
+        ax_loss.plot(x, losses, lw=1)
+        ax_lr.plot([r["step"] for r in steps if "lr" in r], [r["lr"] for r in steps if "lr" in r], lw=1)
+    if any(v > 0 for v in losses):
+        ax_loss.set_yscale("log")
+    ax_loss.set(xlabel="optimizer step", ylabel="training loss per labelled token", title="training loss")
+    ax_lr.set(xlabel="optimizer step", ylabel="learning rate", title="learning rate")
+    ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+    for r in epochs:
+        for ax in (ax_loss, ax_lr):
+            ax.axvline(r["step"], color="0.6", ls=":", lw=0.8)
     dev = [(r["epoch"], r["dev"]["f1"]) for r in epochs if r.get("dev") and "f1" in r["dev"]]
     if dev:
-        ax2.plot([e for e, _ in dev], [f for _, f in dev], marker="o")
-    ax2.set(xlabel="epoch", ylabel="dev F1", title="dev F1")
-    ax2.grid(alpha=0.3)
-    ax1.grid(alpha=0.3)
+        ax_f1.plot([e for e, _ in dev], [f for _, f in dev], marker="o")
+    ax_f1.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_f1.set(xlabel="epoch", ylabel="dev F1", title="dev F1")
+    for ax in (ax_loss, ax_lr, ax_f1):
+        ax.grid(alpha=0.3)
+    title = "  |  ".join(part for part in (run_name, f"loss: {loss}" if loss else "",
+                                           f"model: {model}" if model else "") if part)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_history(history: str | Path, out: str | Path, *, run_name: str = "", loss: str = "",
+                 model: str = "") -> Path:
+    """Write :func:`training_figure` as a PNG to ``out`` and return its path.
+
+    ``run_name``, ``loss`` (e.g. :func:`loss_label`) and ``model`` make up the title; empty ones are left out.
+    """
+    import matplotlib.pyplot as plt
+
+    fig = training_figure(history, run_name=run_name, loss=loss, model=model)
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return Path(out)

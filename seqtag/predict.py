@@ -9,47 +9,20 @@ in chunks, each chunk is sorted by length, predicted and written before the next
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from seqtag.crf import load_transitions
 from seqtag.data import schemes
 from seqtag.data.align import encode_sentences
-from seqtag.data.conll import iter_conll, read_jsonl
-from seqtag.errors import DataError, SeqtagError
+from seqtag.data.conll import iter_conll, iter_text_lines, read_jsonl
+from seqtag.data.words import split_words
+from seqtag.errors import SeqtagError
+from seqtag.export import load_export
 from seqtag.inference import DEFAULT_MAX_TOKENS, crf_transitions, decode_words, load_finished_run, word_logits
-
-_WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)
-_NON_SPACE = re.compile(r"\S+")  # \s is exactly str.isspace()
-
-
-def split_words(text: str, tokenizer=None) -> tuple[list[str], list[tuple[int, int]]]:
-    """Split raw text into words and punctuation, keeping ``(start, end)`` character offsets.
-
-    With a fast ``tokenizer``, its own pre-tokenizer decides the words (for BERT: white space and every
-    punctuation character), so seqtag's words are exactly those a ``transformers`` pipeline sees and both
-    find the same entities. Without one, a regular expression keeps word-internal ``-'.`` together.
-
-    >>> split_words("Empire State Building = ESB.")
-    (['Empire', 'State', 'Building', '=', 'ESB', '.'], [(0, 6), (7, 12), (13, 21), (22, 23), (24, 27), (27, 28)])
-    """
-    pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
-    words, offsets = [], []
-    if pre is not None:
-        for piece, (start, _) in pre.pre_tokenize_str(text):
-            # The pre-tokenizer's white space is Unicode's; Python's (what CoNLL columns are split on) also has
-            # \x1c-\x1f. Split there too, so that every word can be written as a CoNLL column and read back.
-            for m in _NON_SPACE.finditer(piece):
-                words.append(m.group())
-                offsets.append((start + m.start(), start + m.end()))
-        return words, offsets
-    for m in _WORD.finditer(text):
-        words.append(m.group())
-        offsets.append(m.span())
-    return words, offsets
 
 
 def entities(words: Sequence[str], tags: Sequence[str], scores: Sequence[float], scheme: str,
@@ -86,7 +59,9 @@ class Tagger:
     batch_size: int = 64
     autocast: bool = False
     max_tokens: int = DEFAULT_MAX_TOKENS
+    accelerator: object = None  # under `accelerate launch`: batches are shared out, every process gets all results
     decoding: str = "argmax"  # argmax | viterbi (predict.decoding)
+    transitions: tuple | None = None  # a CRF's (transitions, start, end) when the model does not hold them (ONNX)
 
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[str], list[float]]]:
         """Tags and probabilities for every word of every sentence (windows merged, one tag per word)."""
@@ -94,21 +69,37 @@ class Tagger:
             return []
         enc = encode_sentences(self.tokenizer, sentences, None, max_length=self.max_length, stride=self.stride)
         logits = word_logits(self.model, enc, [len(s) for s in sentences], self.tokenizer.pad_token_id,
-                             batch_size=self.batch_size, max_tokens=self.max_tokens, autocast=self.autocast)
-        tags, scores = decode_words(logits, self.labels, self.scheme, self.decoding, crf_transitions(self.model))
+                             batch_size=self.batch_size, max_tokens=self.max_tokens, autocast=self.autocast,
+                             accelerator=self.accelerator)
+        tags, scores = decode_words(logits, self.labels, self.scheme, self.decoding,
+                                    self.transitions or crf_transitions(self.model))
         return list(zip(tags, scores, strict=True))
 
 
 def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = None,
-                autocast: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS, decoding: str | None = None) -> Tagger:
-    """Load a finished NER run for prediction (safetensors weights only); ``decoding`` overrides the run's
-    ``predict.decoding``."""
-    run = load_finished_run(run_dir, device)
+                autocast: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS, accelerator=None,
+                decoding: str | None = None) -> Tagger:
+    """Load a finished NER run for prediction (safetensors weights only). With an ``accelerator`` (several
+    processes), its device and mixed precision are used; ``decoding`` overrides the run's ``predict.decoding``."""
+    run = load_finished_run(run_dir, str(accelerator.device) if accelerator is not None else device)
     if run.cfg.task != "ner":
         raise SeqtagError(f"{run.run_dir} is a {run.cfg.task} run, not an NER run; use `seqtag predict --question ... "
                           "--context ...`")
     return Tagger(run.model, run.tokenizer, run.labels, run.cfg.data.train_scheme, run.cfg.data.max_length,
-                  run.cfg.data.stride, batch_size, autocast, max_tokens, decoding or run.cfg.predict.decoding)
+                  run.cfg.data.stride, batch_size, autocast, max_tokens, accelerator,
+                  decoding or run.cfg.predict.decoding)
+
+
+def load_onnx_tagger(export_dir: str | Path, batch_size: int = 64, max_tokens: int = DEFAULT_MAX_TOKENS,
+                     threads: int | None = None, decoding: str | None = None) -> Tagger:
+    """Load an export directory (``seqtag export``) for prediction with ONNX Runtime on CPU: the same windows,
+    batching, merging and decoding as a torch run (a CRF run's transitions come from its transitions file)."""
+    exp = load_export(export_dir, threads)
+    transitions = None
+    if exp.crf_transitions is not None:
+        transitions = tuple(load_transitions(exp.crf_transitions, exp.labels)[1:])
+    return Tagger(exp.model, exp.tokenizer, exp.labels, exp.scheme, exp.max_length, exp.stride, batch_size, False,
+                  max_tokens, None, decoding or exp.decoding, transitions)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -132,26 +123,18 @@ def predict_stream(tagger: Tagger, records: Iterable[dict], chunk_size: int = 20
                    "entities": entities(rec["words"], tags, probs, tagger.scheme, rec.get("offsets"), rec.get("text"))}
 
 
-def read_records(path: str | Path, fmt: str, tokenizer=None) -> Iterator[dict]:
+def read_records(path: str | Path, fmt: str, tokenizer=None, encoding: str = "utf-8") -> Iterator[dict]:
     """Input records for prediction: ``text`` (one text per line, split by :func:`split_words` with
-    ``tokenizer``), ``conll`` or ``jsonl`` (pre-tokenised)."""
+    ``tokenizer``), ``conll`` or ``jsonl`` (pre-tokenised). Errors name ``file:line``."""
     if fmt == "text":
-        with open(path, "rb") as f:
-            for n, raw in enumerate(f, 1):
-                try:
-                    text = raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError as e:
-                    raise DataError(f"{path}:{n}: byte 0x{raw[e.start]:02x} is not valid UTF-8; convert the file to "
-                                    f"UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
-                if n == 1:
-                    text = text.removeprefix("\ufeff")  # a byte-order mark
-                words, offsets = split_words(text, tokenizer)
-                yield {"line": n, "text": text, "words": words, "offsets": offsets}
+        for n, text in iter_text_lines(path, encoding):
+            words, offsets = split_words(text, tokenizer)
+            yield {"line": n, "text": text, "words": words, "offsets": offsets}
     elif fmt == "conll":
-        for s in iter_conll(path, tag_column=None):
+        for s in iter_conll(path, tag_column=None, encoding=encoding):
             yield {"line": s.line, "words": list(s.tokens)}
     else:
-        for s in read_jsonl(path):
+        for s in read_jsonl(path, tags_key=None, encoding=encoding):
             yield {"line": s.line, "words": list(s.tokens)}
 
 
@@ -159,7 +142,7 @@ def format_record(rec: dict, fmt: str) -> str:
     """One predicted record as output text: a JSON line (``jsonl``) or CoNLL columns and a blank line (``conll``).
 
     >>> format_record({"words": ["Ada"], "tags": ["B-PER"], "scores": [0.9], "entities": []}, "conll")
-    'Ada\tB-PER\n\n'
+    'Ada\\tB-PER\\n\\n'
     """
     if fmt == "conll":
         return "".join(f"{w}\t{t}\n" for w, t in zip(rec["words"], rec["tags"])) + "\n"

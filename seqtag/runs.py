@@ -231,6 +231,12 @@ def _umask() -> int:
     return mask
 
 
+def usual_permissions(path: Path) -> None:
+    """Give ``path`` the permissions a new file gets (0666 less the umask): some writers (safetensors) create
+    0600 files, which colleagues on a shared server could not read."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new file, never half of one. The file gets
     the permissions any new file gets (0666 less the umask), like the files transformers writes beside it."""

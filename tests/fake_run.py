@@ -2,6 +2,12 @@
 
 The model is a tiny random BERT (hidden 32, 2 layers) over a 40-word WordPiece vocabulary, so a whole run
 directory is written in well under a second and weighs about 100 kB. Used by the hub and card tests.
+
+The records are written by the code training uses: ``run_info.json`` through :class:`seqtag.runs.RunInfo` and
+:func:`seqtag.runs.write_run_info`, ``metrics.json`` through :class:`seqtag.runs.SplitScores` and
+:func:`seqtag.runs.write_metrics` (fractions, QA included), ``seqtag_config.yaml`` through
+:func:`seqtag.config.from_dict` and :func:`seqtag.config.dump_config`. So a reader that misreads a key fails here
+as it would on a real run; tests/test_card.py also renders the card of a real tiny training run.
 """
 
 from __future__ import annotations
@@ -10,6 +16,10 @@ import json
 import struct
 import zlib
 from pathlib import Path
+
+from seqtag import runs
+from seqtag.config import Config, dump_config, from_dict, to_dict
+from seqtag.runs import SEQEVAL_MODE, LossRecord, RunInfo, SplitScores, TypeScores, WindowCounts
 
 NER_LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 VOCAB = (
@@ -20,30 +30,22 @@ VOCAB = (
 )
 SENTENCE = "John Smith lives in New York and visited Berlin."
 
+# metrics.json of the fake runs, as training writes it: fractions in [0, 1], QA included
 NER_METRICS = {
-    "dev": {
-        "precision": 0.9123456789012345, "recall": 0.8876543210987654, "f1": 0.8998302047781569,
-        "f1_strict": 0.8951219512195122, "accuracy": 0.9812345,
-        "per_type": {
-            "LOC": {"precision": 0.9333333333333333, "recall": 0.9032258064516129, "f1": 0.9180327868852459,
-                    "support": 31},
-            "PER": {"precision": 0.8888888888888888, "recall": 0.8695652173913043, "f1": 0.8791208791208791,
-                    "support": 23},
-        },
-    },
-    "test": {
-        "precision": 0.8571428571428571, "recall": 0.8275862068965517, "f1": 0.8421052631578947,
-        "f1_strict": 0.8392857142857143, "accuracy": 0.9723,
-        "per_type": {
-            "LOC": {"precision": 0.875, "recall": 0.84, "f1": 0.8571428571428572, "support": 25},
-            "PER": {"precision": 0.8333333333333334, "recall": 0.8125, "f1": 0.8227848101265823, "support": 32},
-        },
-    },
+    "dev": SplitScores(
+        precision=0.9123456789012345, recall=0.8876543210987654, f1=0.8998302047781569,
+        f1_strict=0.8951219512195122, precision_strict=0.9087, recall_strict=0.8818, accuracy=0.9812345,
+        per_type={"LOC": TypeScores(0.9333333333333333, 0.9032258064516129, 0.9180327868852459, 31),
+                  "PER": TypeScores(0.8888888888888888, 0.8695652173913043, 0.8791208791208791, 23)},
+    ),
+    "test": SplitScores(
+        precision=0.8571428571428571, recall=0.8275862068965517, f1=0.8421052631578947,
+        f1_strict=0.8392857142857143, precision_strict=0.8545, recall_strict=0.8245, accuracy=0.9723,
+        per_type={"LOC": TypeScores(0.875, 0.84, 0.8571428571428572, 25),
+                  "PER": TypeScores(0.8333333333333334, 0.8125, 0.8227848101265823, 32)},
+    ),
 }
-QA_METRICS = {
-    "dev": {"exact_match": 61.25, "f1": 72.48031496062992},
-    "test": {"exact_match": 58.333333333333336, "f1": 70.12345678901234},
-}
+QA_METRICS = {"dev": SplitScores(exact_match=0.6125, f1=0.7248031496062992)}
 
 
 def write_vocab(path: Path) -> Path:
@@ -91,55 +93,44 @@ def tiny_png() -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
-def config_yaml(task: str = "ner", license: str | None = "apache-2.0") -> str:
-    """A plausible resolved ``seqtag_config.yaml`` (every section, defaults filled in)."""
+def config(task: str = "ner", license: str | None = "apache-2.0") -> Config:
+    """A plausible resolved config: bert-base-uncased on a Hub dataset (CoNLL-2003 for NER, SQuAD for QA)."""
     if task == "qa":
-        data = (
-            "data:\n  train: ../shared/data/squad/train-v1.1.json\n  dev: ../shared/data/squad/dev-v1.1.json\n"
-            "  test: null\n  format: squad\n  hub_dataset: null\n  max_length: 128\n  doc_stride: 64\n"
-        )
-        loss = "loss:\n  name: cross_entropy\n  params: {}\n"
+        data = {"format": "hub", "hub_dataset": "rajpurkar/squad", "train": "train", "dev": "validation",
+                "max_length": 128, "doc_stride": 64}
+        loss = {"name": "cross_entropy"}
     else:
-        data = (
-            "data:\n  train: ../shared/data/conll2003/train.txt\n  dev: ../shared/data/conll2003/valid.txt\n"
-            "  test: ../shared/data/conll2003/test.txt\n  format: conll\n  hub_dataset: null\n  scheme: auto\n"
-            "  train_scheme: IOB2\n  max_length: 128\n  stride: 32\n"
-        )
-        loss = "loss:\n  name: focal\n  params:\n    gamma: 2.0\n"
-    hub = "hub:\n  repo_id: null\n  private: false\n" + (f"  license: {license}\n" if license else "  license: null\n")
-    return (
-        f"task: {task}\n"
-        "model:\n  name_or_path: bert-base-cased\n  revision: null\n  trust_remote_code: false\n"
-        f"{data}{loss}"
-        "train:\n  output_dir: runs/conll-focal\n  epochs: 3\n  max_steps: null\n  batch_size: 16\n"
-        "  grad_accum: 2\n  learning_rate: 5.0e-05\n  weight_decay: 0.01\n  warmup_ratio: 0.1\n"
-        "  mixed_precision: bf16\n  seed: 13\n"
-        f"{hub}"
+        data = {"format": "hub", "hub_dataset": "eriktks/conll2003", "train": "train", "dev": "validation",
+                "test": "test", "scheme": "IOB2", "max_length": 128, "stride": 32}
+        loss = {"name": "focal", "gamma": 2.0}
+    return from_dict({
+        "task": task, "model": {"name_or_path": "bert-base-uncased"}, "data": data, "loss": loss,
+        "train": {"output_dir": "runs/conll-focal", "epochs": 3, "batch_size": 16, "grad_accum": 2,
+                  "learning_rate": 5e-5, "mixed_precision": "bf16", "seed": 13},
+        "hub": {"license": license},
+    })
+
+
+def run_info(cfg: Config, status: str = "finished") -> RunInfo:
+    """``run_info.json`` as :func:`seqtag.train.write_info` and the tasks fill it in for ``cfg``."""
+    ner = cfg.task == "ner"
+    if ner:
+        windows = {"train": WindowCounts(14041, 3, 14045), "dev": WindowCounts(3250, 1, 3251),
+                   "test": WindowCounts(3453, 0, 3453)}
+        task_info = {"labels": list(NER_LABELS), "tag_scheme": "IOB2", "source_scheme": "IOB2",
+                     "seqeval_mode": SEQEVAL_MODE, "train_examples": 14041, "windows": windows}
+    else:
+        windows = {"train": WindowCounts(87599, 2164, 89807), "dev": WindowCounts(10570, 283, 10867)}
+        task_info = {"head": "pointer", "train_examples": 87599, "windows": windows, "max_length": 128,
+                     "doc_stride": 64, "max_answer_length": 30}
+    return RunInfo(
+        status=status, task=cfg.task, seqtag_version="0.1.0", torch_version="2.13.0", hardware="1x NVIDIA H200",
+        epochs=3, configured_epochs=3, global_steps=1317, best_epoch=2, best_dev_f1=0.8998302047781569,
+        wall_time_s=1834.5, total_batch_size=32, processes=1, mixed_precision=cfg.train.mixed_precision,
+        loss=LossRecord(cfg.loss.name, dict(cfg.loss.params)), base_model=cfg.model.name_or_path,
+        learning_rate=cfg.train.learning_rate, seed=cfg.train.seed,
+        datasets=[v for v in (cfg.data.hub_dataset, cfg.data.train) if v], config=to_dict(cfg), **task_info,
     )
-
-
-def run_info(task: str = "ner", status: str = "finished") -> dict:
-    """``run_info.json`` with every key docs/ARCHITECTURE.md lists."""
-    ner = task == "ner"
-    return {
-        "status": status,
-        "task": task,
-        "seqtag_version": "0.1.0",
-        "epochs": 3,
-        "global_steps": 1317,
-        "best_epoch": 2,
-        "total_batch_size": 32,
-        "train_examples": 14041 if ner else 8000,
-        "wall_time_s": 1834.5,
-        "hardware": "1x NVIDIA H200 (bf16)",
-        "mixed_precision": "bf16",
-        "loss": {"name": "focal", "params": {"gamma": 2.0}} if ner else {"name": "cross_entropy", "params": {}},
-        "tag_scheme": "IOB2" if ner else None,
-        "seqeval_mode": "default" if ner else None,
-        "base_model": "bert-base-cased",
-        "datasets": ["conll2003"] if ner else ["squad"],
-        "windowed_sentences": {"train": 3, "dev": 1, "test": 0} if ner else {},
-    }
 
 
 def split_front_matter(card: str) -> tuple[dict, str]:
@@ -163,10 +154,10 @@ def make_run(root: Path, *, task: str = "ner", status: str = "finished", name: s
     model = tiny_model(task)
     model.save_pretrained(run, safe_serialization=True)
     tiny_tokenizer(Path(root)).save_pretrained(run)
-    (run / "seqtag_config.yaml").write_text(config_yaml(task, license), encoding="utf-8")
-    metrics = QA_METRICS if task == "qa" else NER_METRICS
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    (run / "run_info.json").write_text(json.dumps(run_info(task, status), indent=2), encoding="utf-8")
+    cfg = config(task, license)
+    (run / runs.CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
+    runs.write_metrics(run / runs.METRICS_FILE, QA_METRICS if task == "qa" else NER_METRICS)
+    runs.write_run_info(run, run_info(cfg, status))
     history = [
         {"type": "step", "epoch": 1, "step": 10, "loss": 1.25, "lr": 4.5e-05},
         {"type": "step", "epoch": 1, "step": 20, "loss": 0.75, "lr": 4.0e-05},

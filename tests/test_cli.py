@@ -69,3 +69,74 @@ def test_evaluate_matches_training_and_writes_conlleval_rows(tiny_run, tmp_path,
     rows = [r.split() for r in pred.read_text().splitlines() if r]
     assert all(len(r) == 3 for r in rows) and rows[0][1] == rows[0][2]  # word gold pred
     assert "micro avg" in capsys.readouterr().out
+
+
+def test_version_and_top_level_help(capsys):
+    from seqtag import __version__
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"seqtag {__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "seqtag train configs/quickstart.yaml" in out
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_argument_has_help_and_examples_run_from_a_clone(command):
+    from seqtag.cli import EXAMPLES, _parser
+
+    sub = next(a for a in _parser()._actions if a.dest == "command").choices[command]
+    undocumented = [a.dest for a in sub._actions if a.dest != "help" and not a.help]
+    assert not undocumented
+    assert "../shared" not in EXAMPLES[command] and "lstar:k" not in EXAMPLES[command]  # fresh-clone paths only
+
+
+def test_text_and_input_together_are_refused(tiny_run, tmp_path, capsys):
+    run, _ = tiny_run
+    (tmp_path / "in.txt").write_text("Mary\n")
+    assert main(["predict", str(run), "--text", "Mary", "--input", str(tmp_path / "in.txt")]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_outputs_into_a_missing_directory_fail_before_the_work(tiny_run, tmp_path, capsys, monkeypatch):
+    import seqtag.evaluate
+
+    run, tmp = tiny_run
+    monkeypatch.setattr(seqtag.evaluate, "evaluate_run", lambda *a, **k: pytest.fail("evaluated anyway"))
+    for flag in ("--output", "--predictions"):
+        assert main(["evaluate", str(run), "--data", str(tmp / "dev.txt"), flag, str(tmp_path / "no" / "m.json")]) == 2
+        assert "does not exist" in capsys.readouterr().err
+    assert main(["predict", str(run), "--text", "Mary", "--output", str(tmp_path / "no" / "o.jsonl")]) == 2
+
+
+def test_evaluate_takes_data_overrides_only(tiny_run, capsys):
+    run, tmp = tiny_run
+    assert main(["evaluate", str(run), "--data", str(tmp / "dev.txt"), "data.unseen_labels=map_to_o"]) == 0
+    assert main(["evaluate", str(run), "--data", str(tmp / "dev.txt"), "train.epochs=2"]) == 2
+    assert "data.* overrides only" in capsys.readouterr().err
+
+
+def test_stats_into_a_closed_pipe_is_quiet(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    f = tmp_path / "t.txt"
+    f.write_text("".join(f"w{i} B-PER\nx O\n\n" for i in range(3000)))
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"}
+    res = subprocess.run(f"{sys.executable} -m seqtag stats {f} --json | head -1", shell=True, capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert res.stdout.strip() == "{" and "Broken pipe" not in res.stderr and "Traceback" not in res.stderr
+
+
+def test_written_files_respect_the_umask(tiny_run):
+    import os
+    import stat
+
+    run, _ = tiny_run
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("metrics.json", "run_info.json", "seqtag_config.yaml", "model.safetensors", "config.json"):
+        assert stat.S_IMODE((run / name).stat().st_mode) == 0o666 & ~mask, name

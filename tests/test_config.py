@@ -1,9 +1,23 @@
+import dataclasses
+import typing
 from pathlib import Path
 
 import pytest
+import yaml
 
-from seqtag.config import apply_overrides, dump_config, from_dict, load_config, to_dict
+from seqtag.config import (
+    _SECTIONS,
+    RANGES,
+    apply_overrides,
+    check_repo_id,
+    dump_config,
+    from_dict,
+    load_config,
+    to_dict,
+)
 from seqtag.errors import ConfigError, LossConfigError
+from seqtag.runs import config_differences
+from tests.cli_subprocess import listing, run_seqtag, user_error
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 BASE = {"model": {"name_or_path": "bert-base-cased"}, "data": {"train": "train.txt"}}
@@ -117,3 +131,163 @@ def test_dump_is_loadable(tmp_path):
     p = tmp_path / "resolved.yaml"
     p.write_text(dump_config(cfg))
     assert load_config(p) == cfg
+
+
+# ------------------------------------------------------------------------------------------------ numeric ranges
+
+
+def _is_numeric(tp) -> bool:
+    args = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) else [tp]
+    return any(a in (int, float) or typing.get_args(a) in ((int,), (float,)) for a in args)
+
+
+def test_every_numeric_config_key_has_a_range():
+    numeric = {f"{section}.{f.name}" for section, cls in _SECTIONS.items()
+               for f in dataclasses.fields(cls) if _is_numeric(typing.get_type_hints(cls)[f.name])}
+    assert {"data.max_train_examples", "train.max_steps", "train.seed", "data.train_articles"} <= numeric
+    assert numeric == set(RANGES), "add the new key to seqtag.config.RANGES"
+
+
+@pytest.mark.parametrize("override, match", [
+    ("data.max_train_examples=0", r"'data.max_train_examples' must be at least 1 .*leave it unset"),
+    ("data.max_train_examples=-5", r"'data.max_train_examples' must be at least 1"),
+    ("data.max_eval_examples=0", r"'data.max_eval_examples' must be at least 1"),
+    ("train.max_steps=0", r"'train.max_steps' must be at least 1"),
+    ("train.max_steps=-1", r"'train.max_steps' must be at least 1"),
+    ("train.early_stopping_patience=0", r"'train.early_stopping_patience' must be at least 1"),
+    ("train.learning_rate=-1e-5", r"'train.learning_rate' must be in \(0, 1\]"),
+    ("train.learning_rate=5", r"'train.learning_rate' must be in \(0, 1\]"),
+    ("train.learning_rate=.nan", r"'train.learning_rate'"),
+    ("train.weight_decay=-0.01", r"'train.weight_decay' must be at least 0"),
+    ("train.weight_decay=.inf", r"'train.weight_decay' must be at least 0"),
+    ("train.max_grad_norm=-1", r"'train.max_grad_norm' must be at least 0 \(0 disables clipping\)"),
+    ("train.warmup_ratio=1", r"'train.warmup_ratio' must be in \[0, 1\)"),
+    ("train.seed=-1", r"'train.seed' must be in \[0, 4294967295\]"),
+    ("train.epochs=0", r"'train.epochs' must be at least 1"),
+    ("train.log_every=0", r"'train.log_every' must be at least 1"),
+    ("data.max_length=4", r"'data.max_length' must be at least 8"),
+    ("data.stride=-1", r"'data.stride' must be at least 0"),
+    ("data.doc_stride=-1", r"'data.doc_stride' must be at least 0"),
+    ("data.max_answer_length=0", r"'data.max_answer_length' must be at least 1"),
+    ("data.train_articles=[-1,3]", r"'data.train_articles' must be at least 0"),
+    ("data.tag_column=0", r"'data.token_column' and 'data.tag_column' are both 0"),
+])
+def test_numeric_keys_out_of_range_fail_at_load(override, match):
+    with pytest.raises(ConfigError, match=match):
+        apply_overrides(BASE, [override])
+
+
+def test_range_boundaries_are_accepted():
+    cfg = apply_overrides(BASE, ["data.max_train_examples=1", "train.max_steps=1", "train.weight_decay=0",
+                                 "train.max_grad_norm=0", "train.seed=0", "train.learning_rate=1",
+                                 "train.early_stopping_patience=1", "data.tag_column=1", "data.token_column=-2"])
+    assert (cfg.data.max_train_examples, cfg.train.max_steps, cfg.train.seed) == (1, 1, 0)
+
+
+def test_qa_doc_stride_must_leave_room_in_the_window():
+    with pytest.raises(ConfigError, match=r"'data.doc_stride' must be below data.max_length=128"):
+        apply_overrides(BASE, ["task=qa"])  # the defaults, 128 and 128, are fine for NER only
+    assert apply_overrides(BASE, ["task=qa", "data.doc_stride=64"]).data.doc_stride == 64
+
+
+# ------------------------------------------------------------------------------------------------------ hub
+
+
+@pytest.mark.parametrize("repo_id", ["alice/bad name", "alice/-x", "alice/x-", "alice/a--b", "alice/a..b",
+                                     "alice/x.git", "alice/" + "a" * 97, "alice/", "al ice/x", "alice/\u00fcmlaut"])
+def test_bad_hub_repo_id_fails_at_load_naming_the_rule(repo_id):
+    with pytest.raises(ConfigError, match=r"'hub.repo_id' is .* which the Hub does not accept: .*ASCII letters, digits, "
+                                          r"'-', '_' and '.', at most 96 characters, without '--' or '..'"):
+        apply_overrides(BASE, [f"hub.repo_id={repo_id!r}"])
+
+
+def test_good_hub_repo_ids_pass():
+    for repo_id in ("alice/minilm-wnut17", "Org_1/x.y_z", "a/" + "b" * 96):
+        assert check_repo_id(repo_id) == repo_id
+    with pytest.raises(ConfigError, match="namespace/name"):
+        check_repo_id("a/b/c")
+    with pytest.raises(ConfigError, match=r"^--repo-id is 'a/b-', which the Hub does not accept"):
+        check_repo_id("a/b-", key="--repo-id")
+
+
+# ------------------------------------------------------------------------------------------ the file itself
+
+
+@pytest.mark.parametrize("text, match", [
+    ("- model\n- data\n", r"c.yaml: the top level is a list \(\['model', 'data'\]\), but a config is a mapping"),
+    ("just a string\n", r"c.yaml: the top level is a str \('just a string'\)"),
+    ("", r"config file .*c.yaml is empty; a config needs at least model.name_or_path and data.train"),
+    ("# only a comment\n", r"c.yaml is empty"),
+])
+def test_config_file_top_level_must_be_a_mapping(tmp_path, text, match):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(p)
+
+
+def test_config_path_that_is_a_directory(tmp_path):
+    with pytest.raises(ConfigError, match=r"is a directory; pass a YAML file"):
+        load_config(tmp_path)
+
+
+def test_apply_overrides_rejects_a_list():
+    with pytest.raises(ConfigError, match="must be a mapping of sections"):
+        apply_overrides(["model"], [])
+
+
+# ----------------------------------------------------------------------------------------------- encoding
+
+
+def test_data_encoding_is_checked():
+    assert apply_overrides(BASE, ["data.encoding=latin-1"]).data.encoding == "latin-1"
+    with pytest.raises(ConfigError, match=r"'data.encoding' is 'klingon', which Python does not know"):
+        apply_overrides(BASE, ["data.encoding=klingon"])
+    with pytest.raises(ConfigError, match=r"'data.encoding' is 'utf-16'.*ASCII-compatible"):
+        apply_overrides(BASE, ["data.encoding=utf-16"])
+
+
+# ------------------------------------------------------------------------- saved configs and every default
+
+
+def test_a_config_saved_before_data_encoding_still_resumes():
+    """A run saved before data.encoding existed: its saved text and the text resuming it writes compare equal."""
+    cfg = apply_overrides(BASE, ["loss.name=focal", "loss.gamma=1"])
+    old = dataclasses.asdict(cfg)
+    del old["data"]["encoding"]
+    old["loss"] = {"name": "focal", "gamma": 1}
+    old_text = yaml.safe_dump(old, sort_keys=False)
+    resumed = from_dict(yaml.safe_load(old_text))
+    assert config_differences(old_text, dump_config(resumed)) == []
+    assert "encoding" not in to_dict(resumed)["data"]
+    latin = apply_overrides(cfg, ["data.encoding=latin-1"])
+    assert to_dict(latin)["data"]["encoding"] == "latin-1" and from_dict(to_dict(latin)) == latin
+    assert config_differences(old_text, dump_config(latin)) == ["data.encoding: None -> 'latin-1'"]
+
+
+def test_every_default_fills_the_loss_parameters_without_changing_the_saved_form():
+    cfg = apply_overrides(BASE, ["loss.name=focal", "loss.gamma=1"])
+    assert to_dict(cfg)["loss"] == {"name": "focal", "gamma": 1}  # what a run saves: unchanged
+    full = to_dict(cfg, every_default=True)
+    assert full["loss"] == {"name": "focal", "gamma": 1.0, "alpha": None}
+    assert full["data"]["encoding"] == "utf-8"
+    again = from_dict(yaml.safe_load(dump_config(cfg, every_default=True)))
+    assert again.loss.params == {"gamma": 1.0, "alpha": None} and again.train == cfg.train
+
+
+# ------------------------------------------------------------------------------------ through the command line
+
+
+def test_validate_rejects_bad_numbers_repo_ids_and_list_configs_in_a_subprocess(tmp_path):
+    good = tmp_path / "c.yaml"
+    good.write_text(yaml.safe_dump(BASE))
+    bad_list = tmp_path / "list.yaml"
+    bad_list.write_text("- model: {name_or_path: m}\n")
+    before = listing(tmp_path)
+    msg = user_error(run_seqtag("validate", good, "data.max_train_examples=0", cwd=tmp_path), "validate")
+    assert msg.startswith(f"{good}: config key 'data.max_train_examples' must be at least 1")
+    msg = user_error(run_seqtag("validate", good, "hub.repo_id=alice/bad name", cwd=tmp_path), "validate")
+    assert "'hub.repo_id' is 'alice/bad name', which the Hub does not accept" in msg
+    msg = user_error(run_seqtag("validate", bad_list, cwd=tmp_path), "validate")
+    assert msg.startswith(f"config file {bad_list}: the top level is a list")
+    assert listing(tmp_path) == before

@@ -111,6 +111,24 @@ def test_two_process_evaluation_equals_one_process(runs, tmp_path):
     assert json.loads((two / "metrics.json").read_text())["dev"] == m1
 
 
+def test_two_process_prediction_equals_one_process(runs, tmp_path):
+    """`accelerate launch ... seqtag predict`: the processes share each chunk's batches, the main one writes
+    one output in input order, the same bytes as one process writes."""
+    _, two, _, _ = runs
+    words = ["John", "lives", "in", "Paris", "Mary", "visited", "Rome", "and", "London", "."]
+    lines = [" ".join(words[(i + j) % 10] for j in range(1 + (7 * i) % 40)) for i in range(150)]  # 1-40 words
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    res = launch("predict", str(two), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out2.jsonl"),
+                 "--batch-size", "8", cwd=tmp_path)
+    assert main(["predict", str(two), "--input", str(tmp_path / "in.txt"), "--output", str(tmp_path / "out1.jsonl"),
+                 "--batch-size", "8"]) == 0
+    out2 = (tmp_path / "out2.jsonl").read_text()
+    assert out2 == (tmp_path / "out1.jsonl").read_text()
+    assert [json.loads(x)["line"] for x in out2.splitlines()] == list(range(1, 151))  # input order
+    assert res.stderr.count("wrote 150 records") == 1 and "Traceback" not in res.stderr
+
+
+
 def test_crf_head_two_processes_match_one_process(tmp_path):
     """The CRF lives inside the model accelerate prepares: DDP all-reduces its gradients, so two processes train
     the same transitions (and encoder) as one process with the same global batch, step for step."""

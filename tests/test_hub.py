@@ -151,7 +151,7 @@ def test_unfinished_run_is_refused_before_any_request(hub, tmp_path, change, exp
 
 @pytest.mark.parametrize("repo_id", ["conll-focal", "alice/", "a/b/c", "alice/bad name", "alice/x--y", ""])
 def test_malformed_repo_id_is_refused_before_any_request(hub, run_dir, repo_id):
-    with pytest.raises(SeqtagError, match="repository id"):
+    with pytest.raises(SeqtagError, match="--repo-id"):
         push_run(run_dir, repo_id, token=ALICE)
     assert hub.requests == []
 

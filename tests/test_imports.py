@@ -15,16 +15,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "seqtag"
 
 # low to high: what a layer may import is at its level or below
 LAYERS = [
-    ["seqtag", "seqtag.constants", "seqtag.errors", "seqtag.paths", "seqtag.data.bundled"],
+    ["seqtag", "seqtag.constants", "seqtag.errors", "seqtag.paths", "seqtag.data.bundled", "seqtag.encoders"],
     ["seqtag.losses", "seqtag.runs", "seqtag.metrics", "seqtag.data.schemes", "seqtag.decoding", "seqtag.crf"],
     ["seqtag.config"],
     ["seqtag.data", "seqtag.data.conll", "seqtag.data.squad", "seqtag.data.align", "seqtag.data.batching",
-     "seqtag.data.ner", "seqtag.data.qa_windows", "seqtag.stats", "seqtag.plots"],
-    ["seqtag.model", "seqtag.accel", "seqtag.heads"],
+     "seqtag.data.ner", "seqtag.data.qa_windows", "seqtag.stats", "seqtag.plots", "seqtag.data.files",
+     "seqtag.data.hub_datasets", "seqtag.data.words"],
+    ["seqtag.model", "seqtag.accel", "seqtag.checks", "seqtag.config_reference", "seqtag.export", "seqtag.heads"],
     ["seqtag.inference"],
     ["seqtag.tasks.common", "seqtag.tasks.ner", "seqtag.tasks.qa", "seqtag.tasks", "seqtag.predict"],
     ["seqtag.train", "seqtag.evaluate"],
-    ["seqtag.card", "seqtag.hub", "seqtag.sweep_report", "seqtag.sweep", "seqtag.hf"],
+    ["seqtag.card_facts", "seqtag.card", "seqtag.hub", "seqtag.sweep_report", "seqtag.sweep", "seqtag.hf"],
     ["seqtag.cli", "seqtag.__main__"],
 ]
 LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}

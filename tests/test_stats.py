@@ -1,15 +1,14 @@
-"""Tests for seqtag.stats: a hand-counted set, span decoding vs seqeval's lenient reader, the class-weight formula
-vs scikit-learn, and WNUT-17 train against the counts in its SOURCE.md."""
+"""Tests for seqtag.stats: a hand-counted set, the class-weight formula vs scikit-learn (and the sweep's use of it),
+and WNUT-17 train against the counts in its SOURCE.md. Span decoding is tested in tests/data/test_schemes.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from seqtag.stats import decode_spans, format_stats, label_stats
+from seqtag.errors import DataError
+from seqtag.stats import format_stats, inverse_frequency_weights, label_stats
 from tests.shared import shared_file
 
 HAND = [
@@ -78,35 +77,32 @@ def test_weights_match_sklearn_balanced():
     assert [s["inverse_frequency_weights"][c] for c in classes] == pytest.approx(list(ref), abs=1e-12)
 
 
-def test_decode_spans_all_prefixes():
-    tags = ["S-PER", "B-LOC", "E-LOC", "I-LOC", "U-ORG", "B-X", "L-X", "E-X", "I-Y", "I-Z"]
-    assert decode_spans(tags) == [
-        ("PER", 0, 1),
-        ("LOC", 1, 3),
-        ("LOC", 3, 4),
-        ("ORG", 4, 5),
-        ("X", 5, 7),
-        ("X", 7, 8),
-        ("Y", 8, 9),
-        ("Z", 9, 10),
-    ]
-    assert decode_spans(["B-creative-work", "I-creative-work"]) == [("creative-work", 0, 2)]
-    assert decode_spans([]) == []
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(["O", "B-A", "I-A", "E-A", "S-A", "B-B", "I-B", "E-B", "S-B"]), max_size=12))
-def test_decode_spans_matches_seqeval_lenient_reader(tags):
-    from seqeval.metrics.sequence_labeling import get_entities
-
-    assert decode_spans(tags) == [(t, s, e + 1) for t, s, e in get_entities(list(tags))]
-
-
 def test_bad_tag_names_sentence_and_token():
-    with pytest.raises(ValueError, match=r"sentence 1, token 2: tag 'PER'"):
+    with pytest.raises(DataError, match=r"sentence 1, token 2: malformed tag 'PER'"):
         label_stats([["O"], ["O", "B-LOC", "PER"]])
-    with pytest.raises(ValueError, match=r"tag 'X-PER'"):
-        decode_spans(["X-PER"])
+
+
+def test_inverse_frequency_weights_over_a_label_set():
+    counts = {"O": 6, "B-PER": 2, "I-PER": 1}
+    assert inverse_frequency_weights(counts) == pytest.approx({"B-PER": 9 / 6, "I-PER": 9 / 3, "O": 9 / 18})
+    # the model's label set may hold labels the data lacks: C counts them, and they count as seen once
+    w = inverse_frequency_weights(counts, ["O", "B-PER", "I-PER", "B-LOC"])
+    assert list(w) == ["O", "B-PER", "I-PER", "B-LOC"]
+    assert w == pytest.approx({"O": 9 / 24, "B-PER": 9 / 8, "I-PER": 9 / 4, "B-LOC": 9 / 4})
+    assert inverse_frequency_weights({}) == {}
+
+
+def test_sweep_class_weights_come_from_stats(tmp_path):
+    """seqtag sweep's weight=inverse_frequency: the same formula, over the training label set in label-id order."""
+    import yaml
+
+    from seqtag.sweep import _inverse_frequency_weights
+
+    (tmp_path / "train.txt").write_text("a B-PER\nb O\nc O\n\nd B-LOC\ne I-LOC\nf O\ng O\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"name_or_path": "m"}, "data": {"train": str(tmp_path / "train.txt")}}))
+    # labels O, B-LOC, I-LOC, B-PER, I-PER (C = 5); N = 7 tokens; I-PER never seen counts as once
+    assert _inverse_frequency_weights(str(cfg), []) == pytest.approx([7 / 20, 7 / 5, 7 / 5, 7 / 5, 7 / 5])
 
 
 def test_empty_input():
@@ -165,3 +161,40 @@ def test_wnut17_train_matches_source_counts():
     n_labels = len(s["labels"])
     assert n_labels == 13
     assert s["inverse_frequency_weights"]["O"] == pytest.approx(62730 / (13 * 59570))
+
+
+def test_stats_command_reports_bad_files_at_file_line_in_a_subprocess(tmp_path):
+    """seqtag stats reads through the training reader: file:line errors, exit 2, no traceback, nothing written."""
+    from tests.cli_subprocess import listing, run_seqtag, user_error
+
+    (tmp_path / "disease.txt").write_text("aspirin O\nfever Disease\n")
+    (tmp_path / "labels.jsonl").write_text('{"tokens": ["a"], "labels": ["O"]}\n')
+    (tmp_path / "latin.txt").write_bytes("Z\u00fcrich B-LOC\n".encode("latin-1"))
+    before = listing(tmp_path)
+    msg = user_error(run_seqtag("stats", "disease.txt", cwd=tmp_path), "stats")
+    assert msg.startswith("disease.txt:2: malformed tag 'Disease'")
+    msg = user_error(run_seqtag("stats", "labels.jsonl", cwd=tmp_path), "stats")
+    assert msg.startswith("labels.jsonl:1: the record has no tag key 'tags' or 'ner_tags' (its keys: 'tokens', 'labels')")
+    msg = user_error(run_seqtag("stats", "latin.txt", cwd=tmp_path), "stats")
+    assert "latin.txt:1: byte 0xfc" in msg and "--encoding latin-1 on the command line (seqtag stats, seqtag predict)" in msg
+    assert listing(tmp_path) == before
+
+
+def test_stats_command_bad_input_and_its_fixes(tmp_path, capsys, monkeypatch):
+    import json
+
+    from seqtag.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bare.txt").write_text("a O\n\nb B-\n")
+    (tmp_path / "ner.jsonl").write_text('{"tokens": ["a", "b"], "ner_tags": ["B-X", "O"]}\n')
+    (tmp_path / "latin.txt").write_bytes("Z\u00fcrich B-LOC\n".encode("latin-1"))
+    (tmp_path / "dir").mkdir()
+    assert main(["stats", "bare.txt"]) == 2
+    assert capsys.readouterr().err.startswith("seqtag stats: error: bare.txt:3: malformed tag 'B-'")
+    assert main(["stats", "dir"]) == 2
+    assert capsys.readouterr().err.startswith("seqtag stats: error: dir is a directory, not a file (it is empty)")
+    assert main(["stats", "latin.txt", "--encoding", "latin-1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["entities"]["LOC"]["count"] == 1
+    assert main(["stats", "ner.jsonl", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"]["B-X"]["count"] == 1

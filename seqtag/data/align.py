@@ -2,8 +2,11 @@
 
 A sentence is a list of words. Each word becomes one or more subwords; the **first subword of a word carries
 the word's label**, the others get ``IGNORE_INDEX`` (or, with ``label_all_tokens``, the word's label with
-``B-`` turned into ``I-``). Evaluation and prediction always read the first subword only, so every word gets
-exactly one tag whatever the training option.
+``B-`` turned into ``I-``). Evaluation and prediction always read that subword only, so every word gets
+exactly one tag whatever the training option. The one exception is a bare word-start marker: SentencePiece
+often splits a word into a lone ``▁`` and the word's characters (every CJK character, most emoji), byte-level
+BPE into a lone ``Ġ`` and the bytes. The marker token is the same for every such word, so the label goes to the
+word's first subword after it (:func:`marker_ids`).
 
 A sentence longer than the model's window (``max_length`` subwords, special tokens included) is split into
 overlapping windows of whole words; consecutive windows share about ``stride`` subwords. Every word is
@@ -14,9 +17,14 @@ subwords (its label sits on the first one).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from seqtag.constants import IGNORE_INDEX
+
+# Part of the tokenisation cache key (seqtag.data.ner): bump it when the alignment of labels to subwords changes.
+# 2: the label of a word whose first subword is a bare word-start marker (lone ▁ or Ġ) moved to the next subword.
+ALIGNMENT_VERSION = 2
 
 
 def word_pieces(tokenizer, sentences: Sequence[Sequence[str]]) -> list[list[list[int]]]:
@@ -27,7 +35,8 @@ def word_pieces(tokenizer, sentences: Sequence[Sequence[str]]) -> list[list[list
     """
     if not sentences:
         return []
-    enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False)
+    # not verbose: transformers warns of "indexing errors" past the model's length, which windows avoid
+    enc = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False, verbose=False)
     unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
     out = []
     for i, words in enumerate(sentences):
@@ -37,6 +46,37 @@ def word_pieces(tokenizer, sentences: Sequence[Sequence[str]]) -> list[list[list
                 pieces[w].append(tok_id)
         out.append([p or [unk] for p in pieces])
     return out
+
+
+def _markers(pre_tokenizer: dict) -> set[str]:
+    if pre_tokenizer.get("type") == "Sequence":
+        return {m for p in pre_tokenizer.get("pretokenizers", []) for m in _markers(p)}
+    if pre_tokenizer.get("type") == "Metaspace":
+        return {pre_tokenizer.get("replacement", "\u2581")}
+    if pre_tokenizer.get("type") == "ByteLevel":
+        return {"\u0120"}  # Ġ: the byte-level form of a space
+    return set()
+
+
+def marker_ids(tokenizer) -> set[int]:
+    """Ids of the tokens that only mark a word start: Metaspace's lone ``▁``, byte-level BPE's lone ``Ġ``.
+
+    Read from the pre-tokenizer, so a WordPiece vocabulary that happens to hold ``▁`` as a character has none.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.pre_tokenizer is None:
+        return set()
+    ids = (backend.token_to_id(m) for m in _markers(json.loads(backend.pre_tokenizer.__getstate__())))
+    return {i for i in ids if i is not None}
+
+
+def label_position(pieces: Sequence[int], markers: set[int]) -> int:
+    """Index of the subword that carries a word's label: the first one that is not a bare word-start marker.
+
+    >>> label_position([5, 9], markers={5}), label_position([5], markers={5}), label_position([7, 5], {5})
+    (1, 0, 0)
+    """
+    return next((k for k, t in enumerate(pieces) if t not in markers), 0)
 
 
 def plan_windows(counts: Sequence[int], max_pieces: int, stride: int) -> list[tuple[int, int]]:
@@ -122,13 +162,14 @@ def encode_sentences(
 
     Returns:
         Columns of equal length, one row per window: ``input_ids`` (T,), ``labels`` (T,), ``word_index`` (T,)
-        holding the sentence-level word index at the first subword of every word this window owns and -1
+        holding the sentence-level word index at the labelled subword of every word this window owns and -1
         elsewhere, ``sentence_index``, and ``num_windows`` (of the row's sentence).
     """
     prefix, suffix = special_tokens(tokenizer)
     before, after = len(prefix), len(suffix)
     max_pieces = max_length - before - after
     pieces = word_pieces(tokenizer, sentences)
+    markers = marker_ids(tokenizer)
     out: dict[str, list] = {k: [] for k in ("input_ids", "labels", "word_index", "sentence_index", "num_windows")}
     for s, words in enumerate(pieces):
         counts = [len(p) for p in words]
@@ -141,14 +182,15 @@ def encode_sentences(
             for i in range(a, b):
                 p = words[i][: max_pieces - len(ids)] if b - a == 1 else words[i]
                 own = owners[i] == w
+                at = label_position(p, markers)
                 ids.extend(p)
-                word_index.extend([i if own else -1] + [-1] * (len(p) - 1))
+                word_index.extend([-1] * at + [i if own else -1] + [-1] * (len(p) - at - 1))
                 if label_ids is None or not own:
                     labels.extend([IGNORE_INDEX] * len(p))
                 else:
                     lab = label_ids[s][i]
                     cont = IGNORE_INDEX if continuation_ids is None else continuation_ids[lab]
-                    labels.extend([lab] + [cont] * (len(p) - 1))
+                    labels.extend([IGNORE_INDEX] * at + [lab] + [cont] * (len(p) - at - 1))
             out["input_ids"].append(prefix + ids + suffix)
             out["labels"].append([IGNORE_INDEX] * before + labels + [IGNORE_INDEX] * after)
             out["word_index"].append([-1] * before + word_index + [-1] * after)

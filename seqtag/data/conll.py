@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from seqtag.data.schemes import _BadTag, check_scheme, find_problems, repair
+from seqtag.data.files import check_readable_file, decode_error, decode_text
+from seqtag.data.hub_datasets import load_split
+from seqtag.data.schemes import _BadTag, check_scheme, find_problems, parse_tag, repair
 from seqtag.errors import ConfigError, DataError, where
 
 DOCSTART = "-DOCSTART-"
@@ -82,19 +84,19 @@ def _has_mixed_separators(line: str) -> bool:
     return "\t" in inner and " " in inner
 
 
-def _decode_error(src: str, lineno: int, byte: int, offset: int, encoding: str) -> DataError:
-    return DataError(
-        f"{src}:{lineno}: byte 0x{byte:02x} at byte offset {offset} (0-based, from the start of the file) is not "
-        f"valid {encoding}. Convert the file, e.g. `iconv -f latin1 -t utf-8 {src} > {Path(src).stem}.utf8"
-        f"{Path(src).suffix}`, or pass its encoding"
-    )
+def _codec(encoding: str, src: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigError(f"unknown encoding {encoding!r} for {src}; use a Python codec name such as utf-8, latin-1 "
+                          f"or cp1252") from None
 
 
 def _decode(raw: bytes, encoding: str, src: str, lineno: int, line_start: int) -> str:
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
-        raise _decode_error(src, lineno, raw[e.start], line_start + e.start, encoding) from None
+        raise decode_error(src, lineno, raw[e.start], line_start + e.start, encoding) from None
 
 
 def iter_conll(
@@ -108,10 +110,7 @@ def iter_conll(
     An empty file yields nothing; :func:`read_conll` treats that as an error.
     """
     src = str(path)
-    try:
-        codec = codecs.lookup(encoding).name
-    except LookupError:
-        raise ConfigError(f"unknown encoding {encoding!r} for {src}") from None
+    codec = _codec(encoding, src)
     try:
         f = open(path, "rb")
     except OSError as e:
@@ -157,6 +156,23 @@ def iter_conll(
                 tags.append(fields[tag_i])
         if tokens:
             yield Sentence(tuple(tokens), tuple(tags) if tag_column is not None else None, src, first_line)
+
+
+def iter_text_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """Stream ``(line_number, text)`` for each line of a plain text file (prediction input: one text per line).
+
+    Line ends (LF or CRLF) and a leading byte-order mark are removed; blank lines are yielded too, so line numbers
+    match the file. A byte that is not ``encoding`` raises the same :class:`DataError` as the other readers.
+    """
+    src = str(path)
+    _codec(encoding, src)
+    check_readable_file(path)
+    with open(path, "rb") as f:
+        offset = 0
+        for lineno, raw in enumerate(f, start=1):
+            line_start, offset = offset, offset + len(raw)
+            text = _decode(raw, encoding, src, lineno, line_start).rstrip("\r\n")
+            yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text
 
 
 def _column_count_error(
@@ -232,7 +248,7 @@ def _record_sentence(
         raise DataError(f"{loc}: expected a JSON object with a {tokens_key!r} list, got {type(record).__name__}")
     if tokens_key not in record:
         raise DataError(f"{loc}: the record has no {tokens_key!r} key (its keys: {', '.join(map(repr, record))}); "
-                        f"pass tokens_key= to name the token list")
+                        f"name the key of the token list with data.tokens_column (tokens_key= in Python)")
     tokens = record[tokens_key]
     if not isinstance(tokens, list) or not tokens:
         raise DataError(f"{loc}: {tokens_key!r} must be a non-empty list of strings, got {tokens!r:.80}")
@@ -255,33 +271,40 @@ def _record_sentence(
 
 
 def read_jsonl(
-    path: str | Path, tokens_key: str = "tokens", tags_key: str | None = "tags", encoding: str = "utf-8"
+    path: str | Path, tokens_key: str = "tokens", tags_key: str | Sequence[str] | None = "tags",
+    encoding: str = "utf-8", require_tags: bool = False,
 ) -> list[Sentence]:
     """Read records ``{"tokens": [...], "tags": [...]}`` from JSON Lines, or from a JSON list of such records.
 
     A file whose first non-blank character is ``[`` is read as one JSON list, else as one object per line
     (blank lines skipped). ``tags`` is optional, but every record or none must have it; ``tags_key=None``
-    ignores tags. Other keys are ignored.
+    ignores tags. ``tags_key`` may list several keys (``("tags", "ner_tags")``): the first one the first record
+    has is the tag key of every record. Other keys are ignored. ``require_tags``: a first record without a tag
+    key is an error naming the keys expected and the keys it has.
     """
     src = str(path)
+    _codec(encoding, src)
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise DataError(f"cannot read {src}: {e.strerror or e}") from None
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as e:
-        raise _decode_error(src, data.count(b"\n", 0, e.start) + 1, data[e.start], e.start, encoding) from None
+    text = decode_text(data, encoding, src)
     if text.lstrip().startswith("["):
         records: Iterable[tuple[int, Any]] = _json_array(text, src)
     else:
         records = _json_lines(text, src)
+    keys = (tags_key,) if isinstance(tags_key, str) else tuple(tags_key or ())
     sentences: list[Sentence] = []
     for lineno, record in records:
         want = None if not sentences else sentences[0].tags is not None
-        sentences.append(_record_sentence(record, src, lineno, tokens_key, tags_key, want))
+        if not sentences:  # the first record decides which of the keys holds the tags
+            key = next((k for k in keys if isinstance(record, dict) and k in record), keys[0] if keys else None)
+            if require_tags and isinstance(record, dict) and key not in record:
+                expected = " or ".join(map(repr, keys))
+                raise DataError(f"{src}:{lineno}: the record has no tag key {expected} (its keys: "
+                                f"{', '.join(map(repr, record))}); put the tags under 'tags', or name the key with "
+                                f"data.tags_column=KEY (the tags of a record are a list of strings, one per token)")
+        sentences.append(_record_sentence(record, src, lineno, tokens_key, key, want))
     if not sentences:
         raise DataError(f"no sentences in {src} (no JSON records)")
     return sentences
@@ -310,6 +333,45 @@ def read_sentences(path: str | Path, fmt: str = "auto", **kw: Any) -> list[Sente
     if fmt == "auto":
         fmt = "jsonl" if Path(path).suffix.lower() in (".jsonl", ".json") else "conll"
     return read_jsonl(path, **kw) if fmt == "jsonl" else read_conll(path, **kw)
+
+
+def read_tagged(
+    path: str | Path, fmt: str = "auto", *, token_column: int = 0, tag_column: int = -1,
+    tokens_key: str = "tokens", tags_keys: Sequence[str] = ("tags", "ner_tags"), encoding: str = "utf-8",
+    key: str | None = None,
+) -> list[Sentence]:
+    """Read a tagged data file for training, evaluation or ``seqtag stats``: the one reader they share.
+
+    Checks the path first (:func:`~seqtag.data.files.check_readable_file`; ``key`` is the config key that named
+    it), reads it as :func:`read_sentences` does (``token_column``/``tag_column`` for CoNLL, ``tokens_key`` and
+    the first of ``tags_keys`` that the first record has for JSON), and raises :class:`DataError` at
+    ``file:line`` when the file has no tags or a tag is malformed (:func:`check_tags`).
+    """
+    check_readable_file(path, key)
+    if fmt == "auto":
+        fmt = "jsonl" if Path(path).suffix.lower() in (".jsonl", ".json") else "conll"
+    if fmt == "jsonl":
+        sentences = read_jsonl(path, tokens_key=tokens_key, tags_key=tuple(dict.fromkeys(tags_keys)),
+                               encoding=encoding, require_tags=True)
+    else:
+        sentences = read_sentences(path, fmt, token_column=token_column, tag_column=tag_column, encoding=encoding)
+    check_tags(sentences, hint="" if fmt == "jsonl" else
+               f"; if column {tag_column} is not the tag column, set data.tag_column (--tag-column for seqtag stats)")
+    return sentences
+
+
+def check_tags(sentences: Iterable[Sentence], hint: str = "") -> None:
+    """Raise :class:`DataError` at the ``file:line`` of the first malformed tag (``Disease``, ``B-``, ``B_PER``).
+
+    A tag is ``O`` or ``PREFIX-TYPE`` (:func:`~seqtag.data.schemes.parse_tag`); ``hint`` ends the message.
+    Untagged sentences pass.
+    """
+    for s in sentences:
+        for i, tag in enumerate(s.tags or ()):
+            try:
+                parse_tag(tag)
+            except DataError as e:
+                raise DataError(f"{token_location(s, i)}: {e}. Fix the tag in the file{hint}") from None
 
 
 # ----------------------------------------------------------------------------------------------------- write
@@ -430,32 +492,12 @@ def load_hub_dataset(
 ) -> list[Sentence]:
     """Load one split of a Hugging Face dataset as sentences.
 
-    A directory written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk`` is read with
-    ``datasets.load_from_disk`` (a single saved ``Dataset`` is used whatever ``split`` says); anything else goes
-    to ``datasets.load_dataset(name_or_path, config_name, split=split)``. Integer tags with ``ClassLabel``
-    features are mapped to their names; string tags are used as they are. ``tags_column=None`` reads untagged
-    data. Sentences get ``source="NAME[SPLIT]"`` and ``line = row + 1``.
+    The split is opened by :func:`seqtag.data.hub_datasets.load_split` (a ``save_to_disk`` directory or a Hub
+    dataset). Integer tags with ``ClassLabel`` features are mapped to their names; string tags are used as they
+    are. ``tags_column=None`` reads untagged data. Sentences get ``source="NAME[SPLIT]"`` and ``line = row + 1``.
     """
-    import datasets  # heavy; only needed here
-
-    p = Path(name_or_path)
+    ds = load_split(name_or_path, split, config_name)
     source = f"{name_or_path}[{split}]"
-    if p.is_dir() and ((p / "dataset_dict.json").exists() or (p / "state.json").exists()):
-        loaded = datasets.load_from_disk(str(p))
-        if isinstance(loaded, datasets.DatasetDict):
-            if split not in loaded:
-                raise DataError(f"{p} has no split {split!r}; its splits: {', '.join(loaded)}")
-            loaded = loaded[split]
-        ds = loaded
-    else:
-        try:
-            ds = datasets.load_dataset(str(name_or_path), config_name, split=split)
-        except Exception as e:  # load_dataset raises many types (network, missing, bad config); all user-fixable
-            raise DataError(
-                f"could not load split {split!r} of dataset {str(name_or_path)!r}: {type(e).__name__}: {e}. "
-                f"Offline? Save the dataset with save_to_disk() on a machine that can reach the Hub and pass "
-                f"that directory"
-            ) from e
     for col in (tokens_column, tags_column):
         if col is not None and col not in ds.column_names:
             raise DataError(f"{source}: no column {col!r}; its columns: {', '.join(ds.column_names)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -17,10 +18,12 @@ from pathlib import Path
 
 from seqtag.config import DataConfig
 from seqtag.data import schemes
-from seqtag.data.align import encode_sentences
-from seqtag.data.conll import Sentence, load_hub_dataset, read_sentences, token_location, validate_sentences
+from seqtag.data.align import ALIGNMENT_VERSION, encode_sentences
+from seqtag.data.conll import Sentence, check_tags, load_hub_dataset, read_tagged, validate_sentences
 from seqtag.errors import DataError
 from seqtag.paths import resolve
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,43 +38,71 @@ class NERData:
 
 
 def read_split(data: DataConfig, split: str) -> list[Sentence]:
-    """Read one configured split (``data.train`` / ``data.dev`` / ``data.test``)."""
+    """Read one configured split (``data.train`` / ``data.dev`` / ``data.test``) with its tags.
+
+    Files go through :func:`~seqtag.data.conll.read_tagged`, the reader ``seqtag stats`` uses, so both report
+    the same ``file:line`` errors; JSON records hold their tags under ``tags`` or ``data.tags_column``.
+    """
     spec = getattr(data, split)
     if data.format == "hub":
-        return load_hub_dataset(
+        sentences = load_hub_dataset(
             resolve(data.hub_dataset, "data.hub_dataset"), spec, tokens_column=data.tokens_column,
             tags_column=data.tags_column, config_name=data.hub_config,
         )
-    path = resolve(spec, f"data.{split}")
-    if not Path(path).is_file():
-        raise DataError(f"data.{split}: file {path} does not exist; fix the path in the config or override it "
-                        f"with data.{split}=PATH")
-    fmt = {"conll": "conll", "jsonl": "jsonl"}.get(data.format, "auto")
-    kw = {"token_column": data.token_column, "tag_column": data.tag_column} if fmt != "jsonl" else {}
-    if fmt == "auto" and not path.endswith((".json", ".jsonl")):
-        fmt = "conll"
-    if fmt != "conll":
-        kw = {"tokens_key": data.tokens_column}
-    return read_sentences(path, fmt=fmt, **kw)
+        check_tags(sentences)
+        return sentences
+    fmt = data.format if data.format in ("conll", "jsonl") else "auto"
+    return read_tagged(resolve(spec, f"data.{split}"), fmt, token_column=data.token_column,
+                       tag_column=data.tag_column, tokens_key=data.tokens_column,
+                       tags_keys=("tags", data.tags_column), encoding=data.encoding, key=f"data.{split}")
 
 
-def detect_source_scheme(sentences: Sequence[Sentence]) -> str:
-    """:func:`schemes.detect_scheme` over the training sentences; a malformed tag is reported at its file:line."""
+def read_train(data: DataConfig) -> list[Sentence]:
+    """The training sentences (the first ``data.max_train_examples``); an error when every tag is ``O``."""
+    train = read_split(data, "train")[: data.max_train_examples]
+    if all(t == "O" for s in train for t in s.tags):
+        n_tokens = sum(len(s.tokens) for s in train)
+        kept = ", those kept by data.max_train_examples" if data.max_train_examples else ""
+        where_tags = (f"data.tags_column ({data.tags_column!r})" if data.format == "hub" else
+                      f"data.tag_column (now {data.tag_column}) for CoNLL, the 'tags' key or data.tags_column for JSON")
+        raise DataError(
+            f"data.train: every tag in {train[0].source} is O ({n_tokens} tokens in {len(train)} sentences{kept}), so "
+            f"there is no entity to learn. Check where the tags are read from ({where_tags}), or train on data with "
+            f"entity tags"
+        )
+    return train
+
+
+def source_scheme(data: DataConfig, train: Sequence[Sentence]) -> str:
+    """The tag scheme of the data files: ``data.scheme``, or detected from the training sentences when ``auto``."""
+    if data.scheme != "auto":
+        return data.scheme
     try:
-        return schemes.detect_scheme([s.tags for s in sentences])
+        return schemes.detect_scheme(s.tags for s in train)
     except DataError as e:
-        for s in sentences:
-            for i, tag in enumerate(s.tags or ()):
-                try:
-                    schemes.detect_scheme([[tag]])
-                except DataError:
-                    raise DataError(f"{token_location(s, i)}: {e}. Fix the tag in the file") from None
-        source = sentences[0].source if sentences else "data.train"
-        raise DataError(f"{source}: {e}. Fix the tags, or name the scheme with data.scheme") from None
+        raise DataError(f"{train[0].source}: {e}. Fix the tags, or name the scheme with data.scheme") from None
 
 
-def _entity_types(sentences: Sequence[Sentence]) -> set[str]:
-    return {t.split("-", 1)[1] for s in sentences for t in (s.tags or ()) if t != "O"}
+def train_labels(data: DataConfig) -> tuple[str, list[str]]:
+    """The files' tag scheme and the label set training will use, from ``data.train`` alone (for ``validate``).
+
+    Reads and checks the training split the way :func:`load_ner_data` does, including the tag sequences
+    (``data.on_invalid``), without reading dev/test or tokenising.
+    """
+    train = read_train(data)
+    source = source_scheme(data, train)
+    to_train_scheme(train, source, data)
+    return source, schemes.labels_for(schemes.entity_types(s.tags for s in train), data.train_scheme)
+
+
+def to_train_scheme(sentences: list[Sentence], source: str, data: DataConfig) -> tuple[list[Sentence], int]:
+    """Check the tags against the files' scheme ``source`` (stop or repair, as ``data.on_invalid`` says) and
+    convert them to ``data.train_scheme``. Returns the sentences and the number of repaired tokens."""
+    sentences, repaired = validate_sentences(sentences, source, on_invalid=data.on_invalid)
+    if source != data.train_scheme:
+        sentences = [replace(s, tags=tuple(schemes.convert(list(s.tags), source, data.train_scheme)))
+                     for s in sentences]
+    return sentences, repaired
 
 
 def _map_unseen(sentences: list[Sentence], known: set[str], split: str, policy: str) -> tuple[list[Sentence], int]:
@@ -79,7 +110,7 @@ def _map_unseen(sentences: list[Sentence], known: set[str], split: str, policy: 
     for s in sentences:
         tags = list(s.tags or ())
         for i, t in enumerate(tags):
-            if t != "O" and t.split("-", 1)[1] not in known:
+            if t != "O" and schemes.entity_type(t) not in known:
                 if policy == "error":
                     raise DataError(
                         f"{s.source}:{s.line + i}: the {split} label {t!r} has an entity type never seen in training "
@@ -94,37 +125,32 @@ def _map_unseen(sentences: list[Sentence], known: set[str], split: str, policy: 
 
 def load_ner_data(data: DataConfig) -> NERData:
     """Read every configured split, validate and convert its tags, build the label set from training data."""
-    raw = {split: read_split(data, split) for split in ("train", "dev", "test") if getattr(data, split)}
-    for split, sents in raw.items():
-        if any(s.tags is None for s in sents):
-            raise DataError(f"data.{split}: {sents[0].source} has no tag column; training and evaluation need tags")
-    limits = {"train": data.max_train_examples, "dev": data.max_eval_examples, "test": data.max_eval_examples}
-    raw = {k: v[: limits[k]] if limits[k] else v for k, v in raw.items()}
-    source = data.scheme
-    if source == "auto":
-        source = detect_source_scheme(raw["train"])
+    raw = {"train": read_train(data)}
+    source = source_scheme(data, raw["train"])
+    for split in ("dev", "test"):
+        if getattr(data, split):
+            raw[split] = read_split(data, split)[: data.max_eval_examples]
     notes: dict = {"repaired_tokens": {}, "unseen_mapped_to_o": {}}
     splits = {}
-    splits["train"], notes["repaired_tokens"]["train"], _ = settle_tags(raw["train"], "train", source, data)
-    known = _entity_types(splits["train"])
+    splits["train"], notes["repaired_tokens"]["train"] = to_train_scheme(raw["train"], source, data)
+    known = set(schemes.entity_types(s.tags for s in splits["train"]))
     for split in ("dev", "test"):
         if split in raw:
             splits[split], notes["repaired_tokens"][split], notes["unseen_mapped_to_o"][split] = settle_tags(
                 raw[split], split, source, data, known)
     labels = schemes.labels_for(sorted(known), data.train_scheme)
+    log.info("data.train: tag scheme %s (%s), trained as %s; %d entity types: %s", source,
+             "detected" if data.scheme == "auto" else "data.scheme", data.train_scheme, len(known),
+             ", ".join(sorted(known)))
     return NERData(splits=splits, labels=labels, source_scheme=source, train_scheme=data.train_scheme, notes=notes)
 
 
 def settle_tags(sentences: list[Sentence], split: str, source_scheme: str, data: DataConfig,
                 known_types: set[str] | None = None) -> tuple[list[Sentence], int, int]:
-    """Validate (or repair) the tags of one split in ``source_scheme``, convert them to ``data.train_scheme``
-    and, for evaluation splits (``known_types`` given), apply ``data.unseen_labels`` to entity types never seen
-    in training. Returns ``(sentences, repaired tokens, tokens mapped to O)``. Training's dev/test splits and
-    ``seqtag evaluate`` go through this one function."""
-    sentences, repaired = validate_sentences(sentences, source_scheme, on_invalid=data.on_invalid)
-    if source_scheme != data.train_scheme:
-        sentences = [replace(s, tags=tuple(schemes.convert(list(s.tags), source_scheme, data.train_scheme)))
-                     for s in sentences]
+    """:func:`to_train_scheme`, then, for evaluation splits (``known_types`` given), ``data.unseen_labels`` for
+    entity types never seen in training. Returns ``(sentences, repaired tokens, tokens mapped to O)``. Training's
+    dev/test splits and ``seqtag evaluate`` go through this one function."""
+    sentences, repaired = to_train_scheme(sentences, source_scheme, data)
     mapped = 0
     if known_types is not None:
         sentences, mapped = _map_unseen(sentences, known_types, split, data.unseen_labels)
@@ -140,18 +166,15 @@ def continuation_ids(labels: Sequence[str]) -> list[int]:
     index = {lab: i for i, lab in enumerate(labels)}
     out = []
     for lab in labels:
-        if lab == "O":
-            out.append(index["O"])
-            continue
-        prefix, typ = lab.split("-", 1)
-        out.append(index.get(f"I-{typ}", index[lab]) if prefix in ("B", "I", "S", "U", "E", "L") else index[lab])
+        typ = schemes.entity_type(lab)
+        out.append(index[lab] if typ is None else index.get(f"I-{typ}", index[lab]))
     return out
 
 
 def _cache_key(sentences: Sequence[Sentence], tokenizer, labels, data: DataConfig) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([labels, data.max_length, data.stride, data.label_all_tokens, tokenizer.name_or_path,
-                         len(tokenizer), type(tokenizer).__name__], sort_keys=True).encode())
+                         len(tokenizer), type(tokenizer).__name__, ALIGNMENT_VERSION], sort_keys=True).encode())
     h.update(hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).digest()
              if hasattr(tokenizer, "backend_tokenizer") else b"")
     for s in sentences:

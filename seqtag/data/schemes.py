@@ -87,9 +87,21 @@ def parse_tag(tag: str) -> tuple[str, str | None]:
     )
 
 
-def _parse_all(tags: Sequence[str], scheme: str) -> list[tuple[str, str | None]]:
-    """Parse every tag and check its prefix belongs to ``scheme``; raise :class:`_BadTag` with the index."""
-    allowed = PREFIXES[check_scheme(scheme)]
+def entity_type(tag: str) -> str | None:
+    """The entity type of a tag, ``None`` for ``"O"``: the one place a tag is split into prefix and type.
+
+    >>> entity_type("B-creative-work"), entity_type("O")
+    ('creative-work', None)
+
+    Raises :class:`DataError` for a malformed tag (see :func:`parse_tag`).
+    """
+    return parse_tag(tag)[1]
+
+
+def _parse_all(tags: Sequence[str], scheme: str | None) -> list[tuple[str, str | None]]:
+    """Parse every tag and check its prefix belongs to ``scheme`` (any prefix when ``None``); raise
+    :class:`_BadTag` with the index."""
+    allowed = PREFIXES[check_scheme(scheme)] if scheme is not None else _ALL_PREFIXES
     parsed = []
     for i, tag in enumerate(tags):
         try:
@@ -112,7 +124,7 @@ def entity_types(tag_seqs: Iterable[Sequence[str]]) -> list[str]:
     >>> entity_types([["B-PER", "I-PER", "O"], ["S-LOC"]])
     ['LOC', 'PER']
     """
-    return sorted({parse_tag(t)[1] for tags in tag_seqs for t in tags if t != "O"})
+    return sorted({entity_type(t) for tags in tag_seqs for t in tags if t != "O"})
 
 
 def labels_for(types: Iterable[str], scheme: str) -> list[str]:
@@ -182,18 +194,21 @@ def detect_scheme(tag_seqs: Iterable[Sequence[str]]) -> str:
     return "IOB1" if i_starts > b_starts else "IOB2"
 
 
-def spans(tags: Sequence[str], scheme: str) -> list[Span]:
+def spans(tags: Sequence[str], scheme: str | None = None) -> list[Span]:
     """Decode entity spans ``(type, start, end_exclusive)``, leniently, as conlleval and seqeval do.
 
     A ``B``/``S``/``U`` tag starts a span; an ``I``/``E``/``L`` continues the open span of its type, or starts a
     new one when there is none (``O I-X`` reads as ``O B-X``); ``E``/``L``/``S``/``U`` close the span; ``O``, a
-    new ``B`` or a type change end the open one. IOB1 and IOB2 therefore decode alike. Raises
+    new ``B`` or a type change end the open one. IOB1 and IOB2 therefore decode alike. ``scheme=None`` accepts
+    every prefix (B, I, E, S, L, U), so the spans do not depend on a declared scheme (``seqtag stats``). Raises
     :class:`DataError` on a malformed tag or a prefix that ``scheme`` does not use.
 
     >>> spans(["B-PER", "I-PER", "O", "I-LOC", "B-LOC"], "IOB2")
     [('PER', 0, 2), ('LOC', 3, 4), ('LOC', 4, 5)]
     >>> spans(["B-ORG", "E-ORG", "S-PER", "I-PER"], "IOBES")
     [('ORG', 0, 2), ('PER', 2, 3), ('PER', 3, 4)]
+    >>> spans(["B-PER", "I-PER", "O", "I-LOC", "I-ORG", "B-ORG", "S-MISC", "U-X"])
+    [('PER', 0, 2), ('LOC', 3, 4), ('ORG', 4, 5), ('ORG', 5, 6), ('MISC', 6, 7), ('X', 7, 8)]
     """
     out: list[Span] = []
     open_type: str | None = None  # type of the span being read, None when no span is open

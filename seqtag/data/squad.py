@@ -10,6 +10,7 @@ split of the dev set (:func:`split_articles`: articles 1-38 for training, 39-48 
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqtag.data.files import check_readable_file, decode_text
+from seqtag.data.hub_datasets import load_split
 from seqtag.errors import ConfigError, DataError, where
 from seqtag.paths import resolve
 
@@ -135,9 +138,8 @@ def _check_unique(examples: list[QAExample], source: object) -> list[QAExample]:
 # SQuAD v1.1 JSON
 
 
-def _load_json_text(path: Path) -> str:
-    if not path.exists():
-        raise DataError(f"{path}: no such file.")
+def _load_json_text(path: Path, encoding: str = "utf-8") -> str:
+    check_readable_file(path)
     if path.suffix.lower() == ".zip":
         try:
             with zipfile.ZipFile(path) as z:
@@ -149,16 +151,16 @@ def _load_json_text(path: Path) -> str:
                         f"{path}: expected exactly one .json file inside the zip, found {members or 'none'}. "
                         "Unzip it and pass the JSON file instead."
                     )
-                return z.read(members[0]).decode("utf-8")
+                return decode_text(z.read(members[0]), encoding, f"{path}:{members[0]}")
         except zipfile.BadZipFile as e:
             raise DataError(f"{path}: not a valid zip file ({e}).") from e
-    return path.read_text(encoding="utf-8")
+    return decode_text(path.read_bytes(), encoding, str(path))
 
 
-def squad_articles(path: str | Path) -> list[dict]:
+def squad_articles(path: str | Path, encoding: str = "utf-8") -> list[dict]:
     """The raw ``data`` list (articles) of a SQuAD v1.1 ``.json`` or ``.zip``, as the official metric reads it."""
     path = Path(path)
-    text = _load_json_text(path)
+    text = _load_json_text(path, encoding)
     if not text.strip():
         raise DataError(f"{path}: the file is empty; expected SQuAD v1.1 JSON with a 'data' list.")
     try:
@@ -201,9 +203,9 @@ def examples_from_articles(
     return _check_unique(examples, source)
 
 
-def read_squad(path: str | Path) -> list[QAExample]:
+def read_squad(path: str | Path, encoding: str = "utf-8") -> list[QAExample]:
     """Read SQuAD v1.1 JSON (nested ``data/paragraphs/qas``) from a ``.json`` file or a ``.zip`` holding one."""
-    return examples_from_articles(squad_articles(path), source=Path(path))
+    return examples_from_articles(squad_articles(path, encoding), source=Path(path))
 
 
 def split_articles(
@@ -233,29 +235,28 @@ def split_articles(
 # JSON lines, dispatch, datasets
 
 
-def read_squad_jsonl(path: str | Path) -> list[QAExample]:
+def read_squad_jsonl(path: str | Path, encoding: str = "utf-8") -> list[QAExample]:
     """Read one record per line: ``{"id","question","context","answers": {"text": [...], "answer_start": [...]}}``
     (optional ``"title"``). Blank lines are skipped; errors name ``file:line``."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: no such file.")
+    check_readable_file(path)
     examples = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            loc = where(path, lineno)
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(
-                    f"{loc}: not valid JSON ({e.msg}); each line must hold one JSON object."
-                ) from e
-            examples.append(_example_from_record(rec, loc))
+    text = decode_text(path.read_bytes(), encoding, str(path))
+    for lineno, line in enumerate(io.StringIO(text, newline=None), start=1):  # universal newlines, as open() reads
+        if not line.strip():
+            continue
+        loc = where(path, lineno)
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(
+                f"{loc}: not valid JSON ({e.msg}); each line must hold one JSON object."
+            ) from e
+        examples.append(_example_from_record(rec, loc))
     return _check_unique(examples, path)
 
 
-def read_qa(path: str | Path, fmt: str = "auto") -> list[QAExample]:
+def read_qa(path: str | Path, fmt: str = "auto", encoding: str = "utf-8") -> list[QAExample]:
     """Read QA examples; ``fmt="auto"`` picks SQuAD JSON for ``.json``/``.zip`` and JSON lines for ``.jsonl``."""
     path = Path(path)
     if fmt not in QA_FORMATS:
@@ -271,30 +272,16 @@ def read_qa(path: str | Path, fmt: str = "auto") -> list[QAExample]:
                 f"{path}: cannot tell the QA format from the extension {suffix!r}; use .json/.zip (SQuAD) or "
                 f".jsonl, or pass fmt='squad' or fmt='jsonl'."
             )
-    return read_squad(path) if fmt == "squad" else read_squad_jsonl(path)
+    return read_squad(path, encoding) if fmt == "squad" else read_squad_jsonl(path, encoding)
 
 
 def load_hub_qa(name_or_path: str | Path, split: str) -> list[QAExample]:
     """Load a QA dataset with `datasets` (records shaped like :func:`read_squad_jsonl`'s) and return one split.
 
-    A local directory written by ``save_to_disk`` is read with ``load_from_disk``; anything else goes to
-    ``load_dataset(name_or_path, split=split)`` (which needs the dataset in the local cache when offline).
+    The split is opened by :func:`seqtag.data.hub_datasets.load_split` (a ``save_to_disk`` directory, or
+    ``load_dataset(name_or_path, split=split)``, which needs the dataset in the local cache when offline).
     """
-    import datasets  # heavy, optional here
-
-    p = Path(name_or_path)
-    saved = p.is_dir() and any((p / f).exists() for f in ("dataset_dict.json", "state.json"))
-    if saved:
-        ds = datasets.load_from_disk(str(p))
-        if isinstance(ds, datasets.DatasetDict):
-            if split not in ds:
-                raise DataError(f"{p}: no split {split!r}; available splits: {sorted(ds)}.")
-            ds = ds[split]
-    else:
-        try:
-            ds = datasets.load_dataset(str(name_or_path), split=split)
-        except ValueError as e:  # an unknown split
-            raise DataError(f"{name_or_path}: cannot load split {split!r} ({e}).") from e
+    ds = load_split(name_or_path, split)
     source = f"{name_or_path}[{split}]"
     examples = [_example_from_record(rec, f"{source} row {i}") for i, rec in enumerate(ds)]
     return _check_unique(examples, source)
@@ -326,9 +313,7 @@ def read_split(data, split: str, articles_cache: dict | None = None) -> tuple[li
                               "data.format=hub. Remove it")
         return load_hub_qa(resolve(data.hub_dataset, "data.hub_dataset"), spec), None
     path = resolve(spec, f"data.{split}")
-    if not Path(path).is_file():
-        raise DataError(f"data.{split}: file {path} does not exist; fix the path in the config or override it "
-                        f"with data.{split}=PATH")
+    check_readable_file(path, f"data.{split}")
     fmt = data.format if data.format in ("squad", "jsonl") else "auto"
     if data.format == "conll":
         raise ConfigError("data.format=conll is for NER; QA reads squad (.json/.zip), jsonl or hub")
@@ -342,10 +327,10 @@ def read_split(data, split: str, articles_cache: dict | None = None) -> tuple[li
         if rng is not None:
             raise ConfigError(f"data.{split}_articles selects articles of a SQuAD file; {path} is JSON lines. "
                               "Remove it")
-        return read_qa(path, "jsonl"), None
+        return read_qa(path, "jsonl", encoding=data.encoding), None
     cache = articles_cache if articles_cache is not None else {}
     if path not in cache:
-        cache[path] = squad_articles(path)
+        cache[path] = squad_articles(path, data.encoding)
     articles = cache[path]
     if rng is None:
         return examples_from_articles(articles, source=path), articles

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from seqtag.checks import check_loss_for_labels
 from seqtag.constants import IGNORE_INDEX
 from seqtag.crf import chain_bounds
 from seqtag.data.ner import load_ner_data, tokenize_ner, window_counts
@@ -48,20 +49,22 @@ def crf_loss_step(model, batch, loss):
 
 
 def evaluate_sentences(model, tokenizer, features, sentences, labels, scheme, accelerator, batch_size,
-                       max_tokens: int = DEFAULT_MAX_TOKENS, decoding: str = "argmax") -> tuple[dict, list[list[str]]]:
+                       max_tokens: int = DEFAULT_MAX_TOKENS, decoding: str = "argmax",
+                       transitions: tuple | None = None) -> tuple[dict, list[list[str]]]:
     """Word-level entity scores of ``model`` on tagged ``sentences`` (their ``features`` from :func:`tokenize_ner`),
     decoded as ``decoding`` says (:func:`seqtag.inference.decode_words`; a CRF model decodes with its transitions).
 
     Returns ``(report, predicted_tags)``; the report is one split of ``metrics.json`` (:func:`seqtag.metrics.ner_report`)
     plus ``invalid_sequences``: how many sentences the word-by-word argmax would tag in a way ``scheme`` forbids
-    (whatever ``decoding`` is, so runs can be compared on it).
+    (whatever ``decoding`` is, so runs can be compared on it). ``transitions``: a CRF's scores when ``model``
+    does not hold them (an ONNX export).
     """
     cols = {k: features[k] for k in ("input_ids", "word_index", "sentence_index")}
     scores = word_logits(model, cols, [len(s.tokens) for s in sentences], tokenizer.pad_token_id,
                          batch_size=batch_size, max_tokens=max_tokens, accelerator=accelerator)
     argmax, _ = decode_words(scores, labels, scheme, "argmax")
     pred = argmax if decoding == "argmax" else decode_words(scores, labels, scheme, decoding,
-                                                            crf_transitions(model))[0]
+                                                            transitions or crf_transitions(model))[0]
     report = ner_report([list(s.tags) for s in sentences], pred, scheme=scheme)
     return {**report, "invalid_sequences": count_invalid(argmax, scheme)}, pred
 
@@ -71,6 +74,7 @@ def setup(cfg, tokenizer, accelerator) -> TaskSetup:
 
     data = load_ner_data(cfg.data)
     labels = data.labels
+    check_loss_for_labels(cfg.loss, labels, f"the training data ({cfg.data.train})")
     with accelerator.main_process_first():  # the main process tokenises and caches; the others read the cache
         features = {split: tokenize_ner(sents, tokenizer, labels, cfg.data) for split, sents in data.splits.items()}
     windows = {split: WindowCounts(*window_counts(f)) for split, f in features.items()}

@@ -1,7 +1,7 @@
 """Extractive QA on the training loop: windowed features, the loss of a batch for both heads, SQuAD evaluation,
 and answering questions with a finished run.
 
-Two heads share the windows of :func:`seqtag.qa.prepare_features`:
+Two heads share the windows of :func:`seqtag.data.qa_windows.prepare_features`:
 
 * ``pointer`` (``AutoModelForQuestionAnswering``): start and end logits ``(B, T)``. Each is a multiclass problem
   over the window's positions: the context tokens and ``[CLS]`` (index 0, "the answer is not wholly in this
@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from seqtag.checks import check_loss_for_labels
 from seqtag.constants import IGNORE_INDEX
 from seqtag.data.qa_windows import CLS_INDEX, QA_TAGS, decode_pointer, decode_tagging, prepare_features
 from seqtag.data.squad import QAExample, check_answered, read_split
@@ -147,7 +148,7 @@ def predict_windows(model, features: dict[str, list], head: str, accelerator, ba
 
 def decode(features: dict[str, list], logits: list, examples: Sequence[QAExample], head: str,
            max_answer_length: int) -> dict[str, dict[str, Any]]:
-    """Best span per example: ``{id: {"text", "score", "start", "end"}}`` (see :func:`seqtag.qa.decode_pointer`)."""
+    """Best span per example: ``{id: {"text", "score", "start", "end"}}`` (see :func:`seqtag.data.qa_windows.decode_pointer`)."""
     if head == "pointer":
         return decode_pointer(features, [s for s, _ in logits], [e for _, e in logits], examples, n_best=N_BEST,
                               max_answer_length=max_answer_length)
@@ -223,6 +224,7 @@ def setup(cfg, tokenizer, accelerator) -> TaskSetup:
         entity_ids: list[int] = []
     else:
         labels = list(QA_TAGS)
+        check_loss_for_labels(cfg.loss, labels, "the QA tagging head")
         model = load_model(cfg.model, AutoModelForTokenClassification, num_labels=len(labels),
                            id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)})
         loss_step = tagging_loss_step

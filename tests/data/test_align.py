@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 
 from seqtag.constants import IGNORE_INDEX
 from seqtag.data.align import encode_sentences, merge_windows, plan_windows, special_tokens, window_owners
+from tests.families import FAMILIES, hard_text
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +82,78 @@ def test_merge_detects_double_prediction():
         merge_windows([[0, 0]], [0], [[1, 2]], [1])
     with pytest.raises(AssertionError, match="no prediction"):
         merge_windows([[0, -1]], [0], [[1, 2]], [2])
+
+
+# ------------------------------------------------------------------------- every tokenizer family (tests/families.py)
+
+@pytest.fixture(scope="module")
+def family_tok(family_dir):
+    from seqtag.config import ModelConfig
+    from seqtag.model import load_tokenizer
+
+    loaded = {}
+
+    def get(family):
+        if family not in loaded:
+            loaded[family] = load_tokenizer(ModelConfig(str(family_dir(family))))
+        return loaded[family]
+
+    return get
+
+
+def _word_start(family: str, token: str) -> bool:
+    """Whether ``token`` is one a word can start with in ``family``'s tokenizer."""
+    if family in ("roberta", "modernbert"):
+        return token.startswith("Ġ")  # byte-level BPE: the prefix space seqtag asks for
+    if family in ("xlm-roberta", "deberta-v3"):
+        return token.startswith("▁")  # Metaspace: prepended to every word
+    return not token.startswith("##")
+
+
+def _labelled(enc) -> dict[int, int]:
+    """word index -> label at the one position that labels it; fails if a word is labelled twice."""
+    seen: dict[int, int] = {}
+    for wi, lab in zip(enc["word_index"], enc["labels"]):
+        for i, label in zip(wi, lab):
+            if i >= 0:
+                assert i not in seen, f"word {i} labelled twice"
+                seen[i] = label
+    return seen
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_labels_each_word_once_at_a_word_start(family_tok, family):
+    tok = family_tok(family)
+    words = ["Barack", "Obama", "visited", "Paris", ".", "Héllo", "🙂", "北", "naïve", "x"]
+    enc = encode_sentences(tok, [words], [list(range(len(words)))], max_length=64, stride=8)
+    assert _labelled(enc) == {i: i for i in range(len(words))}
+    prefix, suffix = special_tokens(tok)
+    ids = enc["input_ids"][0]
+    assert ids[: len(prefix)] == prefix == [tok.cls_token_id] and ids[len(ids) - len(suffix):] == suffix
+    tokens = tok.convert_ids_to_tokens(ids)
+    first = {}  # word -> its first token
+    for t, w in enumerate(tok(words, is_split_into_words=True).word_ids()):
+        if w is not None:
+            first.setdefault(w, t)
+    assert all(_word_start(family, tokens[first[w]]) for w in range(len(words)))  # the options seqtag sets
+    labelled = {i: t for t, i in enumerate(enc["word_index"][0]) if i >= 0}
+    for w in range(len(words)):
+        bare = tokens[first[w]] in ("Ġ", "▁")  # a lone word-start marker: the label goes to the next token
+        assert labelled[w] == first[w] + bare and tokens[labelled[w]] not in ("Ġ", "▁")
+    if family in ("xlm-roberta", "deberta-v3"):
+        assert tokens[first[7]] == "▁" and tokens[labelled[7]] == "北"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@settings(max_examples=25, deadline=None)
+@given(text=hard_text, max_length=st.integers(6, 24), stride=st.integers(0, 4))
+def test_every_family_windows_merge_back_on_hard_text(family_tok, family, text, max_length, stride):
+    from seqtag.data.words import split_words
+
+    tok = family_tok(family)
+    words = split_words(text * 3, tok)[0] or ["x"]
+    labels = [[i % 7 for i in range(len(words))]]
+    enc = encode_sentences(tok, [words], labels, max_length=max_length, stride=stride)
+    assert all(len(x) <= max_length for x in enc["input_ids"])
+    assert _labelled(enc) == dict(enumerate(labels[0]))
+    assert merge_windows(enc["word_index"], enc["sentence_index"], enc["labels"], [len(words)]) == labels

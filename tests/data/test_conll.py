@@ -15,11 +15,14 @@ from hypothesis import strategies as st
 
 from seqtag.data.conll import (
     Sentence,
+    check_tags,
     iter_conll,
+    iter_text_lines,
     load_hub_dataset,
     read_conll,
     read_jsonl,
     read_sentences,
+    read_tagged,
     token_location,
     validate_sentences,
     write_conll,
@@ -129,6 +132,22 @@ def test_non_utf8_names_line_and_byte_offset(tmp_path):
         read_conll(p)
     assert "utf-8" in str(e.value)
     assert pairs(read_conll(p, encoding="latin-1")) == [(("a",), ("O",)), (("b\u00e9",), ("O",))]
+
+
+def test_decode_error_advice_names_an_option_that_exists(tmp_path):
+    p = write(tmp_path, b"b\xe9\tO\n")
+    for read in (read_conll, functools.partial(read_tagged, fmt="conll")):
+        with pytest.raises(DataError, match=r"f\.txt:1: byte 0xe9 .*not valid utf-8\. If the file is in another "
+                                            r"encoding, name it: data\.encoding=latin-1 in a config, --encoding "
+                                            r"latin-1 on the command line \(seqtag stats, seqtag predict\)"):
+            read(p)
+    assert pairs(read_tagged(p, encoding="latin-1")) == [(("b\u00e9",), ("O",))]
+    j = write(tmp_path, '{"tokens": ["b\u00e9"], "tags": ["O"]}\n'.encode("cp1252"), "f.jsonl")
+    with pytest.raises(DataError, match=r"f\.jsonl:1: byte 0xe9 .*data\.encoding=latin-1"):
+        read_tagged(j)
+    assert pairs(read_tagged(j, encoding="cp1252")) == [(("b\u00e9",), ("O",))]
+    with pytest.raises(ConfigError, match=r"unknown encoding 'klingon' for .*f\.jsonl"):
+        read_jsonl(j, encoding="klingon")
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", " \t\n\r\n", "-DOCSTART- -X- -X- O\n\n", "-DOCSTART-\n-DOCSTART-"])
@@ -459,3 +478,63 @@ def test_json_round_trip_keeps_unicode(tmp_path):
     assert pairs(read_jsonl(tmp_path / "u.jsonl")) == pairs(sents)
     write_conll(sents, tmp_path / "u.txt")
     assert pairs(read_conll(tmp_path / "u.txt")) == pairs(sents)
+
+
+# ------------------------------------------------------------------------------------- the shared tagged reader
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("a B-Disease\nb Disease\n", r"t\.txt:2: malformed tag 'Disease': a tag is 'O' or PREFIX-TYPE .*Fix the tag in "
+                                  r"the file; if column -1 is not the tag column, set data\.tag_column"),
+    ("a O\n\nb B-\nc O\n", r"t\.txt:3: malformed tag 'B-'"),
+    ("a B_PER\n", r"t\.txt:1: malformed tag 'B_PER'"),
+])
+def test_read_tagged_reports_malformed_tags_at_file_line(tmp_path, text, pattern):
+    with pytest.raises(DataError, match=pattern):
+        read_tagged(write(tmp_path, text, "t.txt"))
+
+
+def test_read_tagged_jsonl_tag_keys(tmp_path):
+    ner = write(tmp_path, '{"tokens": ["a", "b"], "ner_tags": ["B-X", "O"]}\n', "n.jsonl")
+    assert pairs(read_tagged(ner)) == [(("a", "b"), ("B-X", "O"))]  # tags or ner_tags by default
+    assert pairs(read_tagged(ner, tags_keys=("tags", "ner_tags", "tags"))) == [(("a", "b"), ("B-X", "O"))]
+    other = write(tmp_path, '{"id": 1, "tokens": ["a"], "labels": ["O"]}\n', "o.jsonl")
+    with pytest.raises(DataError, match=r"o\.jsonl:1: the record has no tag key 'tags' or 'ner_tags' \(its keys: "
+                                        r"'id', 'tokens', 'labels'\); put the tags under 'tags', or name the key "
+                                        r"with data\.tags_column=KEY"):
+        read_tagged(other)
+    assert pairs(read_tagged(other, tags_keys=("tags", "labels"))) == [(("a",), ("O",))]
+    ids = write(tmp_path, '{"tokens": ["a"], "ner_tags": [3]}\n', "i.jsonl")
+    with pytest.raises(DataError, match=r"i\.jsonl:1: 'ner_tags' must be a list of tag strings"):
+        read_tagged(ids)
+    bad = write(tmp_path, '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": ["a", "b"], "tags": ["O", "PER"]}\n',
+                "b.jsonl")
+    with pytest.raises(DataError, match=r"b\.jsonl:2, token 1: malformed tag 'PER'.*Fix the tag in the file$"):
+        read_tagged(bad)
+    with pytest.raises(DataError, match=r"the record has no 'words' key .*data\.tokens_column"):
+        read_tagged(ner, tokens_key="words")
+
+
+def test_read_tagged_checks_the_path_first(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "train.txt").write_text("a O\n")
+    with pytest.raises(DataError, match=r"^data\.train: .*d is a directory, not a file \(it holds train\.txt\); "
+                                        r"name a data file in data\.train$"):
+        read_tagged(tmp_path / "d", key="data.train")
+    with pytest.raises(DataError, match=r"^file .*nope\.txt does not exist$"):
+        read_tagged(tmp_path / "nope.txt")
+
+
+def test_check_tags_accepts_o_and_prefix_type_and_untagged():
+    check_tags([Sentence(("a", "b"), ("B-creative-work", "O")), Sentence(("c",), None)])
+    with pytest.raises(DataError, match=r"x\.txt:5: malformed tag 'I-'"):
+        check_tags([Sentence(("a", "b"), ("O", "I-"), "x.txt", 4)])
+
+
+def test_iter_text_lines_keeps_line_numbers_and_names_bad_bytes(tmp_path):
+    p = write(tmp_path, "\ufeffJohn lives here\r\n\nin Z\u00fcrich\n".encode("utf-8"), "t.txt")
+    assert list(iter_text_lines(p)) == [(1, "John lives here"), (2, ""), (3, "in Z\u00fcrich")]
+    latin = write(tmp_path, "ok\nin Z\u00fcrich\n".encode("latin-1"), "l.txt")
+    with pytest.raises(DataError, match=r"l\.txt:2: byte 0xfc at byte offset 7 .*data\.encoding=latin-1"):
+        list(iter_text_lines(latin))
+    assert list(iter_text_lines(latin, encoding="latin-1"))[1] == (2, "in Z\u00fcrich")

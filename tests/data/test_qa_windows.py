@@ -1,4 +1,4 @@
-"""Tests for seqtag.qa: windows, labels for both heads, and decoding from hand-made and oracle logits."""
+"""Tests for seqtag.data.qa_windows: windows, labels for both heads, and decoding from hand-made and oracle logits."""
 
 from __future__ import annotations
 

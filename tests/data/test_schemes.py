@@ -17,6 +17,7 @@ from seqtag.data.schemes import (
     check_scheme,
     convert,
     detect_scheme,
+    entity_type,
     entity_types,
     find_problems,
     labels_for,
@@ -323,3 +324,26 @@ def test_labels_for_every_scheme():
 
 def test_entity_types():
     assert entity_types([["B-PER", "I-PER", "O"], ["U-creative-work"], []]) == ["PER", "creative-work"]
+
+
+def test_entity_type_is_the_one_tag_splitter():
+    assert [entity_type(t) for t in ("O", "B-PER", "I-creative-work", "U-X")] == [None, "PER", "creative-work", "X"]
+    for bad in ("PER", "B-", "Disease", "X-PER"):
+        with pytest.raises(DataError, match="malformed tag"):
+            entity_type(bad)
+
+
+def test_spans_without_a_scheme_accept_every_prefix():
+    tags = ["S-PER", "B-LOC", "E-LOC", "I-LOC", "U-ORG", "B-X", "L-X", "E-X", "I-Y", "I-Z"]
+    assert spans(tags) == [("PER", 0, 1), ("LOC", 1, 3), ("LOC", 3, 4), ("ORG", 4, 5), ("X", 5, 7), ("X", 7, 8),
+                           ("Y", 8, 9), ("Z", 9, 10)]
+    assert spans(["B-creative-work", "I-creative-work"]) == [("creative-work", 0, 2)]
+    assert spans([]) == []
+    with pytest.raises(DataError, match=r"token 0: malformed tag 'X-PER'"):
+        spans(["X-PER"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["O", "B-A", "I-A", "E-A", "S-A", "B-B", "I-B", "E-B", "S-B"]), max_size=12))
+def test_spans_without_a_scheme_match_seqeval_lenient_reader(tags):
+    assert spans(tags) == [(t, s, e + 1) for t, s, e in get_entities(list(tags))]

@@ -214,7 +214,7 @@ def test_load_hub_qa_from_saved_dataset(tmp_path):
     dd.save_to_disk(str(tmp_path / "dd"))
     assert load_hub_qa(tmp_path / "dd", "train") == EXPECTED[:3]
     assert load_hub_qa(str(tmp_path / "dd"), "validation") == EXPECTED[3:]
-    with pytest.raises(DataError, match=r"no split 'test'.*\['train', 'validation'\]"):
+    with pytest.raises(DataError, match=r"no split 'test'; its splits: train, validation"):
         load_hub_qa(tmp_path / "dd", "test")
     bad = [dict(r) for r in recs]
     bad[1] = {**bad[1], "answers": {"text": ["24-10"], "answer_start": [41]}}
@@ -255,3 +255,24 @@ def test_real_squad_dev_counts_and_split():
     assert n_train + n_eval == 10570 and n_eval == sum(
         len(p["qas"]) for a in data[38:] for p in a["paragraphs"]
     )
+
+
+def test_readers_take_an_encoding_and_name_bad_bytes_and_directories(tmp_path):
+    recs = _jsonl_records(EXPECTED[:1])
+    recs[0]["context"] = "Caf\u00e9 " + recs[0]["context"]
+    recs[0]["answers"]["answer_start"] = [s + 5 for s in recs[0]["answers"]["answer_start"]]
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_bytes("".join(json.dumps(r, ensure_ascii=False) + "\r\n" for r in recs).encode("latin-1"))
+    with pytest.raises(DataError, match=r"q\.jsonl:1: byte 0xe9 .*not valid utf-8.*data\.encoding=latin-1"):
+        read_qa(jsonl)
+    assert read_qa(jsonl, encoding="latin-1")[0].context.startswith("Caf\u00e9 ")
+    squad = tmp_path / "s.json"
+    squad.write_bytes(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "Caf\u00e9", "qas": [
+        {"id": "1", "question": "?", "answers": [{"text": "Caf\u00e9", "answer_start": 0}]}]}]}]},
+        ensure_ascii=False).encode("cp1252"))
+    with pytest.raises(DataError, match=r"s\.json:1: byte 0xe9"):
+        read_qa(squad)
+    assert read_qa(squad, encoding="cp1252")[0].answers == (("Caf\u00e9", 0),)
+    (tmp_path / "d.json").mkdir()
+    with pytest.raises(DataError, match=r"d\.json is a directory, not a file"):
+        read_qa(tmp_path / "d.json")

@@ -1,0 +1,129 @@
+"""Do the ONNX exports of a run find the run's entities? torch fp32, ONNX fp32 and ONNX int8 on one labelled file.
+
+All three tag the same sentences through the same code (``seqtag.predict.Tagger``: windows, batching, merge
+of windows, first-subword rule); only the model differs. For each ONNX model the report counts the sentences
+whose entity set (type, first word, end word) is identical to torch fp32's, names every sentence where it is
+not (line in the file, the words, both entity lists), and gives entity F1 of each model against the file's
+tags (``seqtag.metrics.ner_report``, conlleval mode, in the run's tag scheme). Exit status 1 when ONNX fp32
+differs from torch anywhere.
+
+    PYTHONPATH=. python scripts/check_onnx_parity.py --run runs/conll2003-minilm \\
+        --data ../shared/data/conll2003/dev.txt --out bench/onnx_parity.md
+    PYTHONPATH=. python scripts/check_onnx_parity.py --run runs/quickstart --data \\
+        seqtag/data/bundled/wnut17/dev.txt --max-sentences 20                      # smoke run
+
+The exports are written to ``--exports`` (default: a temporary directory, removed) as ``fp32/`` and
+``int8/``; exports already there from the same run are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import _bench_common as bc
+
+
+def entity_set(tags: list[str], scheme: str) -> set[tuple[str, int, int]]:
+    from seqtag.data import schemes
+
+    return set(schemes.spans(tags, scheme))
+
+
+def describe(words: list[str], ents: set[tuple[str, int, int]]) -> list[tuple[str, str, int]]:
+    """Entities as (type, text, first word), sorted.
+
+    >>> describe(["Ada", "Lovelace", "wrote"], {("PER", 0, 2)})
+    [('PER', 'Ada Lovelace', 0)]
+    """
+    return sorted((typ, " ".join(words[a:b]), a) for typ, a, b in ents)
+
+
+def read_gold(run: Path, path: str, limit: int | None):
+    """Sentences of ``path`` (the run's column settings) with tags in the run's training scheme."""
+    from seqtag.config import load_config
+    from seqtag.data import schemes
+    from seqtag.data.conll import read_sentences
+
+    cfg = load_config(run / "seqtag_config.yaml")
+    kw = {} if path.endswith((".json", ".jsonl")) else {"token_column": cfg.data.token_column,
+                                                        "tag_column": cfg.data.tag_column}
+    sents = read_sentences(path, **kw)[:limit]
+    gold = [list(s.tags) for s in sents]
+    source = schemes.detect_scheme(gold)
+    if source != cfg.data.train_scheme:
+        gold = [schemes.convert(t, source, cfg.data.train_scheme) for t in gold]
+    return sents, gold, cfg.data.train_scheme
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", required=True, help="a finished seqtag NER run")
+    p.add_argument("--data", default=str(bc.DATA.resolve() / "dev.txt"), help="labelled CoNLL/JSONL file (default: "
+                   "CoNLL-2003 dev)")
+    p.add_argument("--max-sentences", type=int, help="first N sentences (default: all)")
+    p.add_argument("--exports", help="directory for the fp32/ and int8/ exports (kept; reused when present)")
+    p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", help="also write the report (markdown) here")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from seqtag.export import load_export
+    from seqtag.metrics import ner_report
+    from seqtag.predict import Tagger, load_tagger
+    from seqtag.runs import require_finished_run
+
+    torch.set_num_threads(args.threads)
+    run = require_finished_run(args.run).resolve()
+    sents, gold, scheme = read_gold(run, args.data, args.max_sentences)
+    words = [list(s.tokens) for s in sents]
+    exports = Path(args.exports or tempfile.mkdtemp(prefix="seqtag-onnx-parity-"))
+    exports.mkdir(parents=True, exist_ok=True)
+    taggers = {"torch fp32": load_tagger(run, batch_size=args.batch_size, device="cpu")}
+    for name, quantize in (("onnx fp32", None), ("onnx int8", "int8")):
+        exp = load_export(bc.exported(run, exports / (quantize or "fp32"), quantize), threads=args.threads)
+        taggers[name] = Tagger(exp.model, exp.tokenizer, exp.labels, exp.scheme, exp.max_length, exp.stride,
+                               args.batch_size)
+    tags, seconds = {}, {}
+    for name, tagger in taggers.items():
+        t = time.perf_counter()
+        tags[name] = [t for t, _ in tagger.tag(words)]
+        seconds[name] = time.perf_counter() - t
+    ref = [entity_set(t, scheme) for t in tags["torch fp32"]]
+    f1 = {name: ner_report(gold, pred, scheme)["f1"] for name, pred in tags.items()}
+    rows, sections, differ_by_model = [], [], {}
+    for name in taggers:
+        mine = [entity_set(t, scheme) for t in tags[name]]
+        differ = differ_by_model[name] = [i for i, (a, b) in enumerate(zip(ref, mine)) if a != b]
+        n_tags = sum(a != b for x, y in zip(tags["torch fp32"], tags[name]) for a, b in zip(x, y))
+        rows.append([name, f"{len(sents) - len(differ):,} / {len(sents):,}", f"{n_tags:,}",
+                     f"{sum(map(len, mine)):,}", f"{100 * f1[name]:.2f}",
+                     f"{100 * (f1[name] - f1['torch fp32']):+.2f}", bc.fmt(seconds[name], 1)])
+        if name != "torch fp32":
+            lines = [f"### {name}: {len(differ)} sentence(s) whose entities differ from torch fp32"]
+            for i in differ:
+                lines.append(f"- {args.data}:{sents[i].line}: {' '.join(words[i])}\n"
+                             f"  - torch fp32: {describe(words[i], ref[i])}\n"
+                             f"  - {name}: {describe(words[i], mine[i])}")
+            sections.append("\n".join(lines))
+    table = bc.markdown_table(
+        ["model", "sentences with identical entities", "word tags differing", "entities", "entity F1",
+         "F1 - torch fp32 (points)", "tagging s (not a benchmark)"],
+        rows, right=[False] + [True] * 6)
+    header = f"Run: {run}. Data: {args.data}, {len(sents):,} sentences, {sum(map(len, words)):,} words; " \
+             f"scheme {scheme}; {args.threads} threads; {bc.command_line()}"
+    bc.write_report("\n\n".join([header, table, *sections]), args.out)
+    if not args.exports:
+        import shutil
+
+        shutil.rmtree(exports, ignore_errors=True)
+    return 1 if differ_by_model["onnx fp32"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
