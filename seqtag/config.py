@@ -113,15 +113,22 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    # NER: how word scores become tags in training's dev/test scores, `seqtag evaluate` and `seqtag predict` (whose
-    # --decoding overrides it). argmax: each word's best tag; viterbi: the best tag sequence the tag scheme allows
-    # (a CRF run: with its learned transitions). Unset, it is viterbi for model.head=crf (the emission argmax of a
-    # CRF run is no tagger: MiniLM, WNUT-17, 1 epoch: dev F1 38.2, strict 0.0, 717 of 1,009 sentences invalid,
-    # against 49.8 with Viterbi) and argmax for linear, measured 2026-12-02: MiniLM, WNUT-17, 1 epoch, argmax
-    # tagged no dev or test sentence invalidly, so Viterbi gave the same F1 (dev 35.89, test 25.09); a tiny model
-    # stopped after one epoch had 95 of 100 dev sentences invalid, F1 46.0 argmax / 43.6 Viterbi (strict 23.3 /
-    # 43.6): Viterbi was not better on the headline (conlleval) F1, so argmax stays.
-    decoding: str | None = None  # argmax | viterbi; unset: viterbi with model.head=crf, argmax with linear
+    """How NER word scores become tags, in training's dev/test scores, ``seqtag evaluate`` and ``seqtag predict``
+    (whose ``--decoding`` overrides it).
+
+    ``argmax``: each word's best tag. ``viterbi``: the best tag sequence the tag scheme allows (a CRF run: with
+    its learned transitions). Unset, it follows the head, as measured on 2026-12-02 (MiniLM on WNUT-17, 1 epoch,
+    ``configs/quickstart.yaml train.epochs=1``; F1 in seqeval's default mode, as ``metrics.json`` reports it):
+
+    * linear: argmax. MiniLM's argmax tagged no dev or test sentence invalidly, so Viterbi gave the same F1
+      (dev 35.89, test 25.09); a tiny model stopped after one epoch tagged 95 of 100 dev sentences invalidly,
+      and Viterbi lowered F1 from 46.0 to 43.6 (strict F1 rose from 23.3 to 43.6). Viterbi was never better on
+      the headline F1, so argmax stays the default.
+    * crf: viterbi. The emission argmax of a CRF run is no tagger: with MiniLM it tagged 717 of 1,009 dev
+      sentences invalidly, dev F1 38.2 (strict 0.0), against 49.8 with the CRF's Viterbi.
+    """
+
+    decoding: str | None = None  # NER: argmax | viterbi; unset: viterbi with model.head=crf, argmax with linear
 
 
 @dataclass(frozen=True)
@@ -297,6 +304,7 @@ RANGES: dict[str, Range] = {
     "train.eval_batch_size": Range(1),
     "train.grad_accum": Range(1),
     "train.learning_rate": Range(0, 1, low_open=True, hint="typical fine-tuning rates are 1e-5 to 1e-3"),
+    "train.crf_learning_rate": Range(0, 1, low_open=True, hint="used by model.head=crf only"),
     "train.weight_decay": Range(0, hint="0 disables it"),
     "train.warmup_ratio": Range(0, 1, high_open=True),
     "train.max_grad_norm": Range(0, hint="0 disables clipping"),
@@ -398,8 +406,6 @@ def check_head(cfg: Config) -> Config:
     would be silently ignored; its chain runs over one position per word, which ``data.label_all_tokens`` breaks.
     Both are NER options: the QA decoders already return only well-formed spans.
     """
-    if not cfg.train.crf_learning_rate > 0:
-        raise ConfigError(f"config key 'train.crf_learning_rate' must be > 0, got {cfg.train.crf_learning_rate}")
     if cfg.model.head == "crf":
         if cfg.task != "ner":
             raise ConfigError("model.head=crf is for task: ner; a QA run chooses its head with data.qa_head "
@@ -419,9 +425,13 @@ def check_head(cfg: Config) -> Config:
                               f"return only well-formed spans. Remove predict.decoding")
         return cfg
     if cfg.predict.decoding is None:
-        decoding = "viterbi" if cfg.model.head == "crf" else "argmax"
-        cfg = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, decoding=decoding))
+        cfg = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, decoding=_default_decoding(cfg)))
     return cfg
+
+
+def _default_decoding(cfg: Config) -> str | None:
+    """``predict.decoding`` when unset: viterbi for an NER CRF head, argmax for a linear one, None for QA."""
+    return None if cfg.task != "ner" else "viterbi" if cfg.model.head == "crf" else "argmax"
 
 
 def from_dict(raw: dict) -> Config:
@@ -436,7 +446,7 @@ def from_dict(raw: dict) -> Config:
 
 # Keys added after run directories were first written: saved only when they differ from their default, so a
 # run's saved seqtag_config.yaml from before still compares equal when the run is resumed.
-_SAVED_WHEN_SET = {("data", "encoding")}
+_SAVED_WHEN_SET = {("data", "encoding"), ("model", "head"), ("train", "crf_learning_rate")}
 
 
 def to_dict(cfg: Config, *, every_default: bool = False) -> dict:
@@ -459,6 +469,8 @@ def to_dict(cfg: Config, *, every_default: bool = False) -> dict:
             default = next(f.default for f in dataclasses.fields(_SECTIONS[section]) if f.name == key)
             if out[section][key] == default:
                 del out[section][key]
+        if out["predict"]["decoding"] == _default_decoding(cfg):  # likewise: what the head implies is not saved
+            del out["predict"]  # (its only key)
     return out
 
 

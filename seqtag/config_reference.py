@@ -31,7 +31,7 @@ _HEADER = """\
 # Config reference
 
 Every key of a seqtag config, its type, default, allowed values and meaning. A config is one YAML file of
-sections (`model`, `data`, `loss`, `train`, `hub`; `task` at the top level); any key can be overridden on the
+sections (`model`, `data`, `loss`, `train`, `predict`, `hub`; `task` at the top level); any key can be overridden on the
 command line as `section.key=value`, e.g. `seqtag train configs/quickstart.yaml train.epochs=5`. Unknown keys,
 wrong types and values outside the ranges below fail when the config is loaded; `seqtag validate CONFIG` prints
 the resolved config with every default filled in.

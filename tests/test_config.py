@@ -77,9 +77,10 @@ def test_mixed_precision_no_survives_yaml_booleans(tmp_path):
     (BASE, ["model.head=crf", "loss.name=focal"], r"model.head=crf .* loss.name=focal would be ignored"),
     (BASE, ["model.head=crf", "loss.label_smoothing=0.1"], r"loss.label_smoothing=0.1 would be ignored"),
     (BASE, ["model.head=crf", "data.label_all_tokens=true"], r"data.label_all_tokens=false"),
-    (BASE, ["model.head=crf", "task=qa", "data.format=squad"], r"model.head=crf is for task: ner"),
-    (BASE, ["predict.decoding=viterbi", "task=qa", "data.format=squad"], r"predict.decoding=viterbi is for task: ner"),
-    (BASE, ["train.crf_learning_rate=0"], r"crf_learning_rate' must be > 0"),
+    (BASE, ["model.head=crf", "task=qa", "data.format=squad", "data.doc_stride=64"], r"model.head=crf is for task: ner"),
+    (BASE, ["predict.decoding=viterbi", "task=qa", "data.format=squad", "data.doc_stride=64"],
+     r"predict.decoding=viterbi is for task: ner"),
+    (BASE, ["train.crf_learning_rate=0"], r"crf_learning_rate. must be in \(0, 1\]"),
 ])
 def test_config_errors_name_the_key(raw, overrides, match):
     with pytest.raises(ConfigError, match=match):
@@ -91,10 +92,12 @@ def test_head_and_decoding_defaults_and_choices():
     assert (cfg.model.head, cfg.predict.decoding, cfg.train.crf_learning_rate) == ("linear", "argmax", 1e-2)
     crf = apply_overrides(BASE, ["model.head=crf"])  # unset decoding follows the head
     assert (crf.model.head, crf.predict.decoding) == ("crf", "viterbi")
-    assert from_dict(to_dict(crf)) == crf and to_dict(crf)["predict"] == {"decoding": "viterbi"}
-    assert apply_overrides(BASE, ["model.head=crf", "predict.decoding=argmax"]).predict.decoding == "argmax"
+    assert from_dict(to_dict(crf)) == crf and "predict" not in to_dict(crf)  # what the head implies is not saved
+    crf_argmax = apply_overrides(BASE, ["model.head=crf", "predict.decoding=argmax"])
+    assert crf_argmax.predict.decoding == "argmax" and to_dict(crf_argmax)["predict"] == {"decoding": "argmax"}
+    assert from_dict(to_dict(crf_argmax)) == crf_argmax
     assert apply_overrides(BASE, ["predict.decoding=viterbi"]).predict.decoding == "viterbi"
-    qa = apply_overrides(BASE, ["task=qa", "data.format=squad"])
+    qa = apply_overrides(BASE, ["task=qa", "data.format=squad", "data.doc_stride=64"])
     assert qa.predict.decoding is None
 
 
@@ -251,10 +254,11 @@ def test_data_encoding_is_checked():
 
 
 def test_a_config_saved_before_data_encoding_still_resumes():
-    """A run saved before data.encoding existed: its saved text and the text resuming it writes compare equal."""
+    """A run saved before data.encoding (model.head, train.crf_learning_rate, predict.decoding) existed: its saved
+    text and the text resuming it writes compare equal."""
     cfg = apply_overrides(BASE, ["loss.name=focal", "loss.gamma=1"])
     old = dataclasses.asdict(cfg)
-    del old["data"]["encoding"]
+    del old["data"]["encoding"], old["model"]["head"], old["train"]["crf_learning_rate"], old["predict"]
     old["loss"] = {"name": "focal", "gamma": 1}
     old_text = yaml.safe_dump(old, sort_keys=False)
     resumed = from_dict(yaml.safe_load(old_text))
@@ -263,6 +267,8 @@ def test_a_config_saved_before_data_encoding_still_resumes():
     latin = apply_overrides(cfg, ["data.encoding=latin-1"])
     assert to_dict(latin)["data"]["encoding"] == "latin-1" and from_dict(to_dict(latin)) == latin
     assert config_differences(old_text, dump_config(latin)) == ["data.encoding: None -> 'latin-1'"]
+    viterbi = apply_overrides(cfg, ["predict.decoding=viterbi"])
+    assert config_differences(old_text, dump_config(viterbi)) == ["predict.decoding: None -> 'viterbi'"]
 
 
 def test_every_default_fills_the_loss_parameters_without_changing_the_saved_form():
