@@ -45,7 +45,7 @@ def test_viterbi_on_a_softmax_run_never_outputs_an_invalid_sequence(undertrained
     sents = [[w for w, _ in s] for s in sentences(40, seed=7)]
     sents.append(sents[0] * 9)  # several windows
     argmax = [tags for tags, _ in load_tagger(undertrained).tag(sents)]
-    assert count_invalid(argmax, "IOB2") >= 20  # measured: 41 of 41
+    assert count_invalid(argmax, "IOB2") >= 20  # measured: 39 of 41
     viterbi = load_tagger(undertrained, decoding="viterbi").tag(sents)
     assert sum(bool(find_problems(tags, "IOB2")) for tags, _ in viterbi) == 0
     assert any(t != "O" for tags, _ in viterbi for t in tags)  # valid because it tags entities well, not none
