@@ -369,6 +369,61 @@ def _usage(run: CardRun, repo: str) -> list[str]:
     return ["## How to use", "", "```python", *code, "```", "", read, "", parity, ""]
 
 
+_CRF_DECODING = """\
+import json, torch
+from huggingface_hub import hf_hub_download
+from safetensors import safe_open
+from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+repo = "{repo}"
+tokenizer, model = AutoTokenizer.from_pretrained(repo), AutoModelForTokenClassification.from_pretrained(repo)
+with safe_open(hf_hub_download(repo, "crf_transitions.safetensors"), "pt") as f:
+    labels = json.loads(f.metadata()["labels"])
+    trans, start, end = (f.get_tensor(k) for k in ("transitions", "start", "end"))
+
+words = ["Barack", "Obama", "visited", "Paris", "."]
+enc = tokenizer(words, is_split_into_words=True, return_tensors="pt")
+with torch.no_grad():
+    logits = model(**enc).logits[0]
+ids = enc.word_ids()
+x = logits[[i for i, w in enumerate(ids) if w is not None and (i == 0 or ids[i - 1] != w)]]  # first subwords
+
+score, back = start + x[0], []          # Viterbi over the moves the scheme allows
+for row in x[1:]:
+    score, prev = (score[:, None] + trans).max(0)
+    score, back = score + row, back + [prev]
+path = [int((score + end).argmax())]
+for prev in reversed(back):
+    path.append(int(prev[path[-1]]))
+print([labels[i] for i in reversed(path)])"""
+
+
+def _crf_section(run: CardRun, repo: str) -> list[str]:
+    """For a CRF run: what ``pipeline()`` does and does not do, and the plain-PyTorch Viterbi decoding (the code
+    is :func:`seqtag.crf.viterbi_from_file` over the first subwords, tested against seqtag's own decoding)."""
+    if run.info.model_head != "crf":
+        return []
+    scheme = run.info.tag_scheme or run.config.data.train_scheme
+    dev = run.metrics.get("dev")
+    windows = run.info.windows.get("dev")
+    invalid = (f" on the dev set that argmax tagged {dev.invalid_sequences} of {windows.examples} sentences with "
+               f"tag sequences {scheme} forbids, and" if dev is not None and dev.invalid_sequences is not None
+               and windows is not None else "")
+    return [
+        "## This model has a CRF head", "",
+        "It was trained with a linear-chain CRF on top of the token classifier (`model.head: crf`). "
+        "`model.safetensors` and `config.json` are the encoder and its emission layer, a plain "
+        "`AutoModelForTokenClassification`; `crf_transitions.safetensors` holds the learned transition, start and "
+        f"end scores (`-inf` where {scheme} forbids a move) and, in its metadata, the labels they index.", "",
+        "**`transformers.pipeline()` ignores the CRF**: it tags every word by the argmax of its emission scores,"
+        f"{invalid} its scores are softmax probabilities of the emissions, not probabilities under the CRF. The "
+        f"scores above were computed with {run.info.decoding or 'viterbi'} decoding.", "",
+        "Viterbi decoding with the transitions needs seqtag (`seqtag predict RUN --decoding viterbi`, which also "
+        f"splits sentences longer than {run.config.data.max_length} subwords into windows and decodes each "
+        "sentence whole), or these lines of plain PyTorch for a sentence that fits in one window:", "",
+        "```python", _CRF_DECODING.format(repo=repo), "```", ""]
+
+
 def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
     """README.md text for the run in ``run_dir``: YAML front matter, then prose and tables.
 
@@ -391,6 +446,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
     lines += _training(run)
     lines += _limitations(run, types)
     lines += _usage(run, repo_id or "REPO_ID")
+    lines += _crf_section(run, repo_id or "REPO_ID")
     curves = (run.path / runs.CURVES_FILE).is_file()
     lines += ["Files: `seqtag_config.yaml` is the resolved training config, `metrics.json` the scores above"
               + (", `run_info.json` the run summary and `training_curves.png` the training curves." if curves else

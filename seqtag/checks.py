@@ -114,7 +114,8 @@ def _check_model(cfg: Config) -> list[str]:
         raise ConfigError(f"{key}: {path} has no config.json, so it is not a from_pretrained model directory (an "
                           f"empty directory or an interrupted download?); point {key} at a model directory or a "
                           f"Hub id")
-    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+    if not any((path / f).is_file() for f in (*_TOKENIZER_FILES, "tokenizer_config.json")):
+        # (a tokenizer_config.json alone may be a tokenizer without vocabulary files: load_tokenizer says more)
         raise ConfigError(f"{key}: {path} holds no tokenizer files ({', '.join(_TOKENIZER_FILES)}); save the "
                           f"tokenizer into it (tokenizer.save_pretrained) or point {key} at a complete model")
     limit = model_position_limit(cfg.model)

@@ -169,3 +169,30 @@ def test_crf_config_written_by_the_run_reloads(crf_run, tmp_path):
     assert main(["validate", str(run / "seqtag_config.yaml")]) == 0
     path = write_config(tmp_path / "c.yaml", {**raw, "loss": {"name": "focal", "gamma": 2}})
     assert main(["validate", str(path)]) == 2
+
+
+def test_the_card_of_a_crf_run_says_what_pipeline_does_and_its_code_decodes_like_seqtag(crf_run, capsys):
+    """The card's CRF section runs as printed (the Hub download replaced by the local file) and prints seqtag's
+    Viterbi tags for its example sentence."""
+    import re
+    import sys
+    import types
+
+    from seqtag.card import render_card
+
+    _, run = crf_run
+    card = render_card(run, repo_id="alice/tiny-crf")
+    assert "## This model has a CRF head" in card and "`transformers.pipeline()` ignores the CRF" in card
+    code = re.search(r"## This model has a CRF head.*?```python\n(.*?)```", card, re.S).group(1)
+    fake_hub = types.ModuleType("huggingface_hub")
+    fake_hub.hf_hub_download = lambda repo, name: str(run / name)
+    code = code.replace('repo = "alice/tiny-crf"', f"repo = {str(run)!r}")
+    saved = sys.modules.get("huggingface_hub")
+    sys.modules["huggingface_hub"] = fake_hub
+    try:
+        exec(compile(code, "card", "exec"), {})
+    finally:
+        sys.modules["huggingface_hub"] = saved
+    printed = capsys.readouterr().out.strip()
+    (expected, _), = load_tagger(run, decoding="viterbi", device="cpu").tag([["Barack", "Obama", "visited", "Paris", "."]])
+    assert printed == str(expected)
