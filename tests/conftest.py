@@ -32,3 +32,31 @@ def family_dir(tmp_path_factory) -> FamilyDirs:
     """``family_dir("roberta")``: the tiny model directory of a tokenizer family (tests/families.py), built once
     per session, when first asked for."""
     return FamilyDirs(tmp_path_factory.mktemp("families"))
+
+
+@pytest.fixture(scope="session")
+def family_tokenizer(family_dir):
+    """``family_tokenizer("roberta")``: the family's tokenizer as seqtag loads it (options set), loaded once."""
+    from seqtag.config import ModelConfig
+    from seqtag.model import load_tokenizer
+
+    loaded = {}
+
+    def get(family):
+        if family not in loaded:
+            loaded[family] = load_tokenizer(ModelConfig(str(family_dir(family))))
+        return loaded[family]
+
+    return get
+
+
+@pytest.fixture
+def one_thread():
+    """Tensors in some tests are tiny: a second intra-op thread only adds synchronisation (seconds on a busy
+    machine). Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -28,13 +28,7 @@ from seqtag.errors import DataError, SeqtagError
 IOBES_LABELS = labels_for(["A"], "IOBES")  # O B-A I-A E-A S-A
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tensors here are tiny: a second intra-op thread only adds synchronisation (seconds on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (tests/conftest.py)
 
 
 def random_crf(c: int, seed: int, constraints=None, dtype=torch.float64) -> CRF:

@@ -18,13 +18,7 @@ from seqtag.errors import DataError
 NEG_INF = -math.inf
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tensors here are tiny: a second intra-op thread only adds synchronisation (seconds on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: one thread (tests/conftest.py)
 
 
 def accepted(path: list[int], constraints) -> bool:

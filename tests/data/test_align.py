@@ -87,18 +87,8 @@ def test_merge_detects_double_prediction():
 # ------------------------------------------------------------------------- every tokenizer family (tests/families.py)
 
 @pytest.fixture(scope="module")
-def family_tok(family_dir):
-    from seqtag.config import ModelConfig
-    from seqtag.model import load_tokenizer
-
-    loaded = {}
-
-    def get(family):
-        if family not in loaded:
-            loaded[family] = load_tokenizer(ModelConfig(str(family_dir(family))))
-        return loaded[family]
-
-    return get
+def family_tok(family_tokenizer):
+    return family_tokenizer
 
 
 def _word_start(family: str, token: str) -> bool:

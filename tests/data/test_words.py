@@ -3,22 +3,13 @@
 import pytest
 from hypothesis import given, settings
 
-from seqtag.config import ModelConfig
 from seqtag.data.words import ZWJ, is_cjk, is_punctuation, joins_previous, split_words, words_from_cuts
-from seqtag.model import load_tokenizer
 from tests.families import FAMILIES, hard_text
 
 
 @pytest.fixture(scope="module")
-def tokenizer(family_dir):
-    loaded = {}
-
-    def get(family):
-        if family not in loaded:
-            loaded[family] = load_tokenizer(ModelConfig(str(family_dir(family))))
-        return loaded[family]
-
-    return get
+def tokenizer(family_tokenizer):
+    return family_tokenizer
 
 
 def _joined(text: str, i: int) -> bool:
