@@ -89,6 +89,19 @@ def timed(fn: Callable[[], object], inner: int, device: str, clock: Callable[[],
     return (clock() - start) / inner
 
 
+def round_robin_medians(fns: dict[str, tuple[str, Callable[[], object]]], warmup: int, repeats: int, inner: int,
+                        device: str, clock: Callable[[], float]) -> dict[str, float]:
+    """Median seconds per call of every ``fns`` entry, timed round-robin (one sample of each in turn, so a slow
+    spell of the machine hits every variant alike) after ``warmup`` untimed rounds."""
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(warmup + repeats):
+        for name, (_, fn) in fns.items():
+            t = timed(fn, inner, device, clock)
+            if i >= warmup:
+                samples[name].append(t)
+    return {name: statistics.median(ts) for name, ts in samples.items()}
+
+
 def variants(labels: list[str], device: str) -> dict[str, tuple[str, Callable[[], object]]]:
     """``name -> (baseline name, fn)`` for one label set."""
     emissions, targets = make_batch(labels, device)
@@ -135,13 +148,7 @@ def bench(repeats: int, warmup: int, inner: int, device: str,
         labels = labels_for(types, "IOB2")
         assert len(labels) == c
         fns = variants(labels, device)
-        samples: dict[str, list[float]] = {name: [] for name in fns}
-        for i in range(warmup + repeats):
-            for name, (_, fn) in fns.items():
-                t = timed(fn, inner, device, clock)
-                if i >= warmup:
-                    samples[name].append(t)
-        medians = {name: statistics.median(ts) for name, ts in samples.items()}
+        medians = round_robin_medians(fns, warmup, repeats, inner, device, clock)
         rows += [(c, name, medians[name], medians[name] / medians[base]) for name, (base, _) in fns.items()]
     return rows
 
@@ -203,13 +210,7 @@ def bench_whole(batch: int, sentences: int, repeats: int, warmup: int, inner: in
                 clock: Callable[[], float] = time.perf_counter) -> list[tuple[str, float, float]]:
     """Rows ``(variant, median seconds, ratio to its baseline)`` of :func:`whole_variants`, timed round-robin."""
     fns = whole_variants(batch, sentences, device)
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for i in range(warmup + repeats):
-        for name, (_, fn) in fns.items():
-            t = timed(fn, inner, device, clock)
-            if i >= warmup:
-                samples[name].append(t)
-    medians = {name: statistics.median(ts) for name, ts in samples.items()}
+    medians = round_robin_medians(fns, warmup, repeats, inner, device, clock)
     return [(name, medians[name], medians[name] / medians[base]) for name, (base, _) in fns.items()]
 
 
