@@ -98,11 +98,11 @@ def _instrument_seqtag(marks: dict, on_step=None, on_loop_end=None, trace=None) 
 
     from torch.profiler import record_function
 
-    import seqtag.tasks as tasks
+    import seqtag.train as train_module  # the loop calls the setup_task it imported
 
     trace = trace if trace is not None else SimpleNamespace()  # phase and step go nowhere without a trace
 
-    original = tasks.setup_task
+    original = train_module.setup_task
     marks.update(lengths=[], padded=0, steps=0)
 
     def setup_task(cfg, tokenizer, accelerator):
@@ -137,7 +137,7 @@ def _instrument_seqtag(marks: dict, on_step=None, on_loop_end=None, trace=None) 
         ts.loss_step, ts.evaluate = counted_loss_step, timed_evaluate
         return ts
 
-    tasks.setup_task = setup_task
+    train_module.setup_task = setup_task
 
 
 def child_seqtag(spec: dict) -> dict:
