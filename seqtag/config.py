@@ -103,6 +103,7 @@ class TrainConfig:
     seed: int = 42  # same seed and config give the same metrics on CPU
     group_by_length: bool = True  # batches of similar length, less padding
     early_stopping_patience: int | None = None  # stop after N epochs without dev F1 improvement
+    eval_every_epoch: bool = True  # false: dev only after the last epoch, whose weights are the result (many short epochs)
     log_every: int = 10  # optimizer steps between history.jsonl step records
     nan_policy: str = "stop"  # stop: abort on a NaN/inf loss keeping the last good checkpoint; skip: skip the batch and count it
     dynamics: bool = False  # log loss-weight dynamics per step (mean logit, mean weight, share of weights < 0.01 by O/entity)
@@ -347,6 +348,9 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(f"config key 'data.{key}' must be [start, end) with 0 <= start < end, got {rng}")
     if cfg.task == "ner" and d.format == "squad":
         raise ConfigError("data.format 'squad' needs task: qa")
+    if not cfg.train.eval_every_epoch and cfg.train.early_stopping_patience:
+        raise ConfigError("train.early_stopping_patience needs dev scores after every epoch, but "
+                          "train.eval_every_epoch=false evaluates after the last one only; drop one of the two")
     for key in ("model.name_or_path", "data.train", "train.output_dir"):
         if not str(_get(cfg, key)).strip():
             raise ConfigError(f"config key '{key}' is empty")

@@ -17,12 +17,20 @@ Protocol (what ``seqtag sweep`` does):
 
 Each run is a subprocess ``python -m seqtag train`` in ``OUT/runs/NAME``: a finished run is skipped, so the
 sweep resumes where it stopped, and a failed run is reported and the sweep goes on.
+
+A setting that differs from an earlier one of the same sweep in its decoding alone (``cross_entropy`` then
+``cross_entropy@decoding=viterbi``) is not trained again: each of the earlier setting's runs is decoded again
+(``seqtag evaluate --decoding`` on the config's dev and test files) into ``OUT/runs/NAME/metrics.json``, and the
+setting takes the earlier one's learning rate. The pair then differs in the decoding and nothing else: the same
+weights, the same best epoch (chosen by the earlier setting's dev F1). Data read from the Hub have no files to
+evaluate on, so there such a setting is trained like any other.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,7 +45,8 @@ from seqtag.config import DECODINGS, MODEL_HEADS, load_config
 from seqtag.data.ner import load_ner_data
 from seqtag.errors import ConfigError
 from seqtag.losses import validate_loss_params
-from seqtag.runs import checkpoint_path, is_finished_run, read_metrics, read_run_info
+from seqtag.runs import (METRICS_FILE, SplitScores, checkpoint_path, is_finished_run, read_json, read_metrics,
+                         read_run_info, write_json_atomic, write_metrics)
 from seqtag.stats import inverse_frequency_weights
 from seqtag.sweep_report import write_results
 
@@ -155,13 +164,21 @@ def _loss_overrides(setting: LossSetting, inv_weights) -> list[str]:
     return out + setting.overrides()
 
 
+DERIVED_FILE = "derived.json"  # in a run directory that re-decodes another run: {"source_run", "decoding"}
+
+
 def _read_result(run_dir: Path) -> dict | None:
     """A finished run's row of ``results.csv``: scores (fractions), argmax's invalid sequences, best epoch and
     wall time."""
-    if not is_finished_run(run_dir):
+    if (run_dir / DERIVED_FILE).is_file():
+        derived = json.loads((run_dir / DERIVED_FILE).read_text())
+        row = {"wall_time_s": derived["wall_time_s"], "best_epoch": derived["best_epoch"]}
+        metrics = read_metrics(run_dir)
+    elif is_finished_run(run_dir):
+        metrics, info = read_metrics(run_dir), read_run_info(run_dir)
+        row = {"wall_time_s": info.wall_time_s, "best_epoch": info.best_epoch}
+    else:
         return None
-    metrics, info = read_metrics(run_dir), read_run_info(run_dir)
-    row = {"wall_time_s": info.wall_time_s, "best_epoch": info.best_epoch}
     for split in ("dev", "test"):
         m = metrics.get(split)
         row[f"{split}_f1"] = m.f1 if m else None
@@ -172,6 +189,62 @@ def _read_result(run_dir: Path) -> dict | None:
     return row
 
 
+def _training_key(setting: LossSetting, cfg) -> tuple:
+    """What a setting's training depends on among the things settings change (decoding is not one of them)."""
+    return setting.name, json.dumps(setting.params, sort_keys=True), cfg.model.head
+
+
+def derived_settings(settings: Sequence[LossSetting], resolved: dict) -> dict[str, LossSetting]:
+    """``{slug: earlier setting}`` for each setting that differs from an earlier one in its decoding alone, when the
+    config reads its dev and test sets from files (see the module docstring).
+
+    >>> from types import SimpleNamespace as NS
+    >>> s = parse_loss_settings(["cross_entropy", "focal", "cross_entropy@decoding=viterbi"])
+    >>> cfg = NS(model=NS(head="linear"), data=NS(format="conll", dev="d.txt", test="t.txt"))
+    >>> {k: v.slug for k, v in derived_settings(s, {x.slug: cfg for x in s}).items()}
+    {'cross_entropy@decoding=viterbi': 'cross_entropy'}
+    """
+    out: dict[str, LossSetting] = {}
+    trained: dict[tuple, LossSetting] = {}
+    for s in settings:
+        cfg = resolved[s.slug]
+        key = _training_key(s, cfg)
+        if key in trained and cfg.data.format != "hub" and cfg.data.dev and cfg.data.test:
+            out[s.slug] = trained[key]
+        else:
+            trained.setdefault(key, s)
+    return out
+
+
+def _redecode(source_dir: Path, run_dir: Path, decoding: str, files: dict[str, str], python: str,
+              log_path: Path) -> int:
+    """Score a finished run on ``files`` ({split: path}) with ``decoding`` (``seqtag evaluate``); write
+    ``run_dir/metrics.json`` and ``run_dir/derived.json``, all or nothing. Returns the first failing exit code or
+    0."""
+    t0 = time.time()
+    tmp = run_dir.with_name(f".{run_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    metrics = {}
+    with open(log_path, "w") as log:
+        for split, path in files.items():
+            args = [python, "-m", "seqtag", "evaluate", str(source_dir), "--data", path, "--decoding", decoding,
+                    "--output", str(tmp / f"{split}.json")]
+            proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+            if proc.returncode != 0:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return proc.returncode
+            metrics[split] = SplitScores.from_dict(read_json(tmp / f"{split}.json"))
+            (tmp / f"{split}.json").unlink()
+    write_metrics(tmp / METRICS_FILE, metrics)
+    derived = {"source_run": source_dir.name, "decoding": decoding,
+               "best_epoch": read_run_info(source_dir).best_epoch, "wall_time_s": round(time.time() - t0, 1)}
+    write_json_atomic(tmp / DERIVED_FILE, derived)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    tmp.rename(run_dir)
+    return 0
+
+
 def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSetting], seeds: Sequence[int],
               out: str | Path, lrs: Sequence[float] | None = None, python: str = sys.executable,
               repeat_min_dev_f1: float | None = None) -> str:
@@ -179,6 +252,7 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
     load_config(config, list(overrides))  # fail before running anything
     # each setting too (its loss with its head...); inverse-frequency weights stand in as [1.0] until computed
     resolved = {s.slug: load_config(config, [*overrides, *_loss_overrides(s, lambda: [1.0])]) for s in settings}
+    derived_from = derived_settings(settings, resolved)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     cache: dict = {}
@@ -208,6 +282,8 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
         if result is not None:
             print(f"[{done}/{total}] {name}: finished earlier, skipped", file=sys.stderr, flush=True)
             return {**row, **result, "status": "finished"}
+        if setting.slug in derived_from:
+            return redecode_one(setting, derived_from[setting.slug], lr, seed, row)
         args = [python, "-m", "seqtag", "train", config, *overrides, *_loss_overrides(setting, inv_weights),
                 f"train.seed={seed}", f"train.output_dir={run_dir}", "train.keep_checkpoint=false"]
         args.append("train.resume=true" if checkpoint_path(run_dir) is not None else "train.overwrite=true")
@@ -227,12 +303,42 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
               f"({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
         return {**row, **result, "status": "finished"}
 
+    def redecode_one(setting, source, lr, seed, row) -> dict:
+        name, source_name = row["run"], run_name(source, lr, seed)
+        source_dir = out / "runs" / source_name
+        if _read_result(source_dir) is None:
+            print(f"[{done}/{total}] {name}: {source_name} did not finish, nothing to decode", file=sys.stderr,
+                  flush=True)
+            return {**row, "status": f"failed ({source_name} did not finish)"}
+        print(f"[{done}/{total}] {name}: decoding {source_name} again ({setting.options['decoding']})",
+              file=sys.stderr, flush=True)
+        data = resolved[setting.slug].data
+        code = _redecode(source_dir, out / "runs" / name, resolved[setting.slug].predict.decoding,
+                         {"dev": data.dev, "test": data.test}, python, out / "runs" / f"{name}.log")
+        result = _read_result(out / "runs" / name)
+        if code != 0 or result is None:
+            print(f"[{done}/{total}] {name}: FAILED (exit {code}), see {name}.log", file=sys.stderr, flush=True)
+            return {**row, "status": f"failed (exit {code})"}
+        print(f"[{done}/{total}] {name}: dev f1 {result.get('dev_f1')}, test f1 {result.get('test_f1')}",
+              file=sys.stderr, flush=True)
+        return {**row, **result, "status": "finished"}
+
     for setting, lr, seed in plan:
         rows.append(run_one(setting, lr, seed))
     best = _best_on_grid(rows)
+    for slug, source in derived_from.items():  # the same weights: the rate the trained setting chose
+        best.pop(slug, None)
+        if source.slug in best:
+            lr = best[source.slug][1]
+            f1 = next((r["dev_f1"] for r in rows if r["setting"] == slug and r["lr"] == lr
+                       and r.get("status") == "finished"), None)
+            if f1 is not None:
+                best[slug] = (f1, lr)
     best_lr = {k: lr for k, (_, lr) in best.items()}
-    repeated = [s for s in settings
-                if repeat_min_dev_f1 is None or best.get(s.slug, (0.0,))[0] >= repeat_min_dev_f1]
+    repeated = [s for s in settings if s.slug not in derived_from
+                and (repeat_min_dev_f1 is None or best.get(s.slug, (0.0,))[0] >= repeat_min_dev_f1)]
+    repeated += [s for s in settings if s.slug in derived_from and derived_from[s.slug] in repeated]
+    repeated.sort(key=settings.index)  # a re-decoded setting after the one it decodes
     for setting in settings:
         if setting not in repeated:
             print(f"{setting.slug}: best dev F1 {best.get(setting.slug, (None,))[0]} < {repeat_min_dev_f1}, "

@@ -399,10 +399,20 @@ def record(run: Run, obj: dict) -> None:
 
 
 def end_epoch(run: Run, done: bool) -> dict:
-    """Evaluate on dev, save the weights if they are the best so far, write a checkpoint; return dev's scores."""
+    """Evaluate on dev, save the weights if they are the best so far, write a checkpoint; return dev's scores.
+
+    With ``train.eval_every_epoch=false`` dev is evaluated (and the weights saved) after the last epoch only, so
+    the final weights are the run's result whatever dev said before."""
     state = run.state
     state.epoch += 1
     state.batch_in_epoch = 0
+    last = done or state.epoch >= run.cfg.train.epochs
+    if not (run.cfg.train.eval_every_epoch or last):
+        record(run, {"type": "epoch", "epoch": state.epoch, "step": state.global_step, "dev": {},
+                     "time_s": round(run.elapsed(), 2)})
+        if run.cfg.train.save_every_epoch:
+            save_checkpoint(run)
+        return {}
     has_dev = "dev" in run.task.eval_splits
     metrics = run.task.evaluate(run.model, "dev", run.accelerator, run.cfg.train.eval_batch_size) if has_dev else {}
     f1 = metrics.get("f1", 0.0)

@@ -1,4 +1,5 @@
 import csv
+import json
 
 import pytest
 
@@ -56,10 +57,16 @@ def test_a_real_sweep_runs_resumes_and_survives_a_failed_run(tmp_path, capsys):
     from tests.tiny import tiny_config, write_config
 
     cfg = write_config(tmp_path / "c.yaml", tiny_config(tmp_path, train={"epochs": 1}))
-    settings = parse_loss_settings(["cross_entropy", "focal:gamma=1", "bad=focal:alpha=[1,2]"])
+    settings = parse_loss_settings(["cross_entropy", "focal:gamma=1", "bad=focal:alpha=[1,2]",
+                                    "cross_entropy@decoding=viterbi"])
     md = run_sweep(str(cfg), [], settings, [1, 2], tmp_path / "sweep", lrs=[1e-3, 3e-3])
     rows = list(csv.DictReader(open(tmp_path / "sweep" / "results.csv")))
-    assert len(rows) == 3 * 2 + 3  # grid, then one more seed per setting
+    assert len(rows) == 4 * 2 + 4  # grid, then one more seed per setting
+    # the re-decoded setting takes the rate cross_entropy chose, and its seed-2 run decodes cross_entropy's
+    vit = [r for r in rows if r["setting"] == "cross_entropy@decoding=viterbi" and r["seed"] == "2"]
+    ce = [r for r in rows if r["setting"] == "cross_entropy" and r["seed"] == "2"]
+    assert len(vit) == len(ce) == 1 and vit[0]["lr"] == ce[0]["lr"] and vit[0]["status"] == "finished"
+    rows = [r for r in rows if r["setting"] != "cross_entropy@decoding=viterbi"]
     bad = [r for r in rows if r["setting"] == "bad"]
     assert all(r["status"].startswith("failed") for r in bad)
     good = [r for r in rows if r["setting"] != "bad"]
@@ -89,11 +96,24 @@ def test_a_sweep_over_heads_and_decodings_counts_argmaxs_invalid_sequences(tmp_p
     with pytest.raises(ConfigError, match="model.head=crf .* loss.name=focal"):
         run_sweep(str(cfg), [], parse_loss_settings(["cross_entropy", "focal@head=crf"]), [1], tmp_path / "bad")
     assert not (tmp_path / "bad" / "runs").exists() or not list((tmp_path / "bad" / "runs").iterdir())
-    settings = parse_loss_settings(["cross_entropy", "cross_entropy@decoding=viterbi", "crf=cross_entropy@head=crf"])
+    settings = parse_loss_settings(["cross_entropy", "cross_entropy@decoding=viterbi", "crf=cross_entropy@head=crf",
+                                    "again=cross_entropy@decoding=argmax"])
     md = run_sweep(str(cfg), [], settings, [1], tmp_path / "sweep")
     rows = {r["setting"]: r for r in read_results_csv(tmp_path / "sweep" / "results.csv")}
     assert [(r["head"], r["decoding"], r["status"]) for r in rows.values()] == [
-        ("linear", "argmax", "finished"), ("linear", "viterbi", "finished"), ("crf", "viterbi", "finished")]
+        ("linear", "argmax", "finished"), ("linear", "viterbi", "finished"), ("crf", "viterbi", "finished"),
+        ("linear", "argmax", "finished")]
+    # decoding-only variants are not trained: the cross_entropy run is decoded again by `seqtag evaluate`, and
+    # decoding it again with argmax reproduces training's own dev and test scores to the last digit
+    runs = tmp_path / "sweep" / "runs"
+    for name in ("cross_entropy@decoding=viterbi-s1", "again-s1"):
+        assert json.loads((runs / name / "derived.json").read_text())["source_run"] == "cross_entropy-s1"
+        assert not (runs / name / "model.safetensors").exists()
+    again = rows["again"]
+    assert (again["dev_f1"], again["test_f1"]) == (rows["cross_entropy"]["dev_f1"], rows["cross_entropy"]["test_f1"])
+    assert again["best_epoch"] == rows["cross_entropy"]["best_epoch"]
+    crf_metrics = json.loads((runs / "crf-s1" / "metrics.json").read_text())
+    assert set(crf_metrics) == {"dev", "test"}
     for r in rows.values():
         assert isinstance(r["dev_invalid"], int) and 0 <= r["dev_invalid"] <= 7 and 0 <= r["test_invalid"] <= 5
     # one epoch, one seed: the same weights, so argmax's count does not depend on the run's decoding

@@ -144,3 +144,20 @@ def test_when_the_last_epoch_is_best_dev_is_not_evaluated_again(tmp_path, monkey
     metrics = json.loads((run / "metrics.json").read_text())
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert metrics["dev"] == [r for r in history if r["type"] == "epoch"][-1]["dev"]
+
+
+def test_eval_every_epoch_false_evaluates_dev_once_and_keeps_the_last_weights(tmp_path, monkeypatch):
+    """Four short epochs: dev only after the last (its F1 scripted low, and still the result), test on the same
+    weights, every epoch in history.jsonl; with early stopping the config is refused."""
+    calls = _scripted_dev(monkeypatch, [0.1])
+    run = _run(tmp_path, train={"epochs": 4, "eval_every_epoch": False})
+    assert [c[0] for c in calls] == ["dev", "test"] and calls[0][1] == calls[1][1]
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["best_epoch"] == 4
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    epochs = [r for r in history if r["type"] == "epoch"]
+    assert [bool(r["dev"]) for r in epochs] == [False, False, False, True] and epochs[-1]["dev"]["f1"] == 0.1
+    from seqtag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="early_stopping_patience needs dev scores after every epoch"):
+        from_dict(tiny_config(tmp_path, train={"eval_every_epoch": False, "early_stopping_patience": 2}))
