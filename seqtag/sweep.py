@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,9 +246,11 @@ def _redecode(source_dir: Path, run_dir: Path, decoding: str, files: dict[str, s
 
 
 def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSetting], seeds: Sequence[int],
-              out: str | Path, lrs: Sequence[float] | None = None, python: str = sys.executable,
+              out: str | Path, lrs: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+              python: str = sys.executable,
               repeat_min_dev_f1: float | None = None) -> str:
-    """Run the study (see the module docstring) and return the markdown summary."""
+    """Run the study (see the module docstring) and return the markdown summary. ``lrs``: one learning-rate grid
+    for every setting, or ``{setting slug: its grid}`` (a setting left out runs at the config's rate)."""
     load_config(config, list(overrides))  # fail before running anything
     # each setting too (its loss with its head...); inverse-frequency weights stand in as [1.0] until computed
     resolved = {s.slug: load_config(config, [*overrides, *_loss_overrides(s, lambda: [1.0])]) for s in settings}
@@ -263,8 +265,12 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
         return cache["w"]
 
     rows: list[dict] = []
-    lr_grid = list(lrs) if lrs else [None]
-    plan = [(s, lr, seeds[0]) for s in settings for lr in lr_grid]
+    def grid(setting: LossSetting) -> list:  # lrs: one grid for all settings, or {slug: its grid}
+        setting = derived_from.get(setting.slug, setting)  # a re-decoded setting decodes its source's runs
+        chosen = lrs.get(setting.slug) if isinstance(lrs, Mapping) else lrs
+        return list(chosen) if chosen else [None]
+
+    plan = [(s, lr, seeds[0]) for s in settings for lr in grid(s)]
     total = len(plan) + len(settings) * (len(seeds) - 1)
     done = 0
 
@@ -346,7 +352,7 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
     total = len(plan) + len(repeated) * (len(seeds) - 1)  # the progress count, now that the grid is known
     for setting in repeated:
         for seed in seeds[1:]:
-            rows.append(run_one(setting, best_lr.get(setting.slug, lr_grid[0]), seed))
+            rows.append(run_one(setting, best_lr.get(setting.slug, grid(setting)[0]), seed))
     write_results(rows, best_lr, out)
     return (out / "results.md").read_text()
 

@@ -20,7 +20,7 @@ LAYERS = [
     ["seqtag.config"],
     ["seqtag.data", "seqtag.data.conll", "seqtag.data.squad", "seqtag.data.align", "seqtag.data.batching",
      "seqtag.data.ner", "seqtag.data.qa_windows", "seqtag.stats", "seqtag.plots", "seqtag.data.files",
-     "seqtag.data.hub_datasets", "seqtag.data.words"],
+     "seqtag.data.hub_datasets", "seqtag.data.words", "seqtag.imbalance"],
     ["seqtag.model", "seqtag.accel", "seqtag.checks", "seqtag.config_reference", "seqtag.export", "seqtag.heads"],
     ["seqtag.inference"],
     ["seqtag.tasks.common", "seqtag.tasks.ner", "seqtag.tasks.qa", "seqtag.tasks", "seqtag.predict"],
