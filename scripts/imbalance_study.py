@@ -101,23 +101,17 @@ def collect(args, info: dict) -> list[dict]:
 
 
 CSV_KEYS = ["level", "o_share", "entity_tokens", "tokens", "sentences", "added_sentences", "pool_passes", "setting",
-            "loss", "params", "decoding", "lr", "seed", "status", "dev_f1", "test_f1", "dev_invalid", "test_invalid",
+            "loss", "params", "decoding", "decoded_from", "lr", "seed", "status", "dev_f1", "test_f1", "dev_invalid", "test_invalid",
             *[f"{s}_f1_{t}" for s in ("dev", "test") for t in TYPES], "wall_time_s", "run"]
 
 
 def best_lrs(rows: list[dict]) -> dict[tuple, float]:
-    """(level, setting) -> the rate its sweep chose (re-decoded settings: their source's)."""
+    """(level, setting) -> the rate its sweep chose on the first seed (re-decoded settings: their source's)."""
     out = {}
     for level in dict.fromkeys(r["level"] for r in rows):
         level_rows = [r for r in rows if r["level"] == level]
         first_seed = min(r["seed"] for r in level_rows)
-        chosen = choose_lrs([r for r in level_rows if r["seed"] == first_seed])
-        for r in level_rows:
-            if "@decoding=" in r["setting"] and r["decoding"] != "argmax":
-                src = r["setting"].split("@")[0]
-                if src in chosen:
-                    chosen[r["setting"]] = chosen[src]
-        out.update({(level, k): v for k, v in chosen.items()})
+        out.update({(level, k): v for k, v in choose_lrs([r for r in level_rows if r["seed"] == first_seed]).items()})
     return out
 
 

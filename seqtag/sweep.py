@@ -282,6 +282,8 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
         row = {"setting": setting.slug, "loss": setting.name, "params": json.dumps(setting.params),
                "lr": lr, "seed": seed, "run": name}
         cfg = resolved[setting.slug]
+        if setting.slug in derived_from:
+            row["decoded_from"] = derived_from[setting.slug].slug
         if cfg.task == "ner":
             row.update(head=cfg.model.head, decoding=cfg.predict.decoding)
         result = _read_result(run_dir)
@@ -332,14 +334,6 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
     for setting, lr, seed in plan:
         rows.append(run_one(setting, lr, seed))
     best = _best_on_grid(rows)
-    for slug, source in derived_from.items():  # the same weights: the rate the trained setting chose
-        best.pop(slug, None)
-        if source.slug in best:
-            lr = best[source.slug][1]
-            f1 = next((r["dev_f1"] for r in rows if r["setting"] == slug and r["lr"] == lr
-                       and r.get("status") == "finished"), None)
-            if f1 is not None:
-                best[slug] = (f1, lr)
     best_lr = {k: lr for k, (_, lr) in best.items()}
     repeated = [s for s in settings if s.slug not in derived_from
                 and (repeat_min_dev_f1 is None or best.get(s.slug, (0.0,))[0] >= repeat_min_dev_f1)]
@@ -368,11 +362,20 @@ def choose_lrs(rows: Sequence[dict]) -> dict[str, float | None]:
 
 
 def _best_on_grid(rows: Sequence[dict]) -> dict[str, tuple[float, float | None]]:
-    """Per setting, (best dev F1, its learning rate) over the finished runs."""
+    """Per setting, (best dev F1, its learning rate) over the finished runs. A setting that decodes another's runs
+    again (its rows' ``decoded_from``) takes that setting's rate: the same weights, decoded another way."""
     best: dict[str, tuple[float, float | None]] = {}
     for r in rows:
         if r.get("status") != "finished" or r.get("dev_f1") is None:
             continue
         if r["setting"] not in best or r["dev_f1"] > best[r["setting"]][0]:
             best[r["setting"]] = (r["dev_f1"], r["lr"])
+    for slug, source in {r["setting"]: r["decoded_from"] for r in rows if r.get("decoded_from")}.items():
+        best.pop(slug, None)
+        if source in best:
+            lr = best[source][1]
+            f1 = next((r["dev_f1"] for r in rows if r["setting"] == slug and r["lr"] == lr
+                       and r.get("status") == "finished" and r.get("dev_f1") is not None), None)
+            if f1 is not None:
+                best[slug] = (f1, lr)
     return best

@@ -48,6 +48,10 @@ def test_best_lr_per_setting():
             {"setting": "fl", "lr": 1e-4, "seed": 1, "status": "finished", "dev_f1": 0.50},
             {"setting": "fl", "lr": 2e-4, "seed": 1, "status": "failed (exit 2)"}]
     assert choose_lrs(rows) == {"ce": 2e-4, "fl": 1e-4}
+    # a setting that decodes ce's runs again takes ce's rate, even where its own dev F1 peaks elsewhere
+    rows += [{"setting": "vit", "decoded_from": "ce", "lr": 1e-4, "seed": 1, "status": "finished", "dev_f1": 0.45},
+             {"setting": "vit", "decoded_from": "ce", "lr": 2e-4, "seed": 1, "status": "finished", "dev_f1": 0.41}]
+    assert choose_lrs(rows)["vit"] == 2e-4
 
 
 def test_a_real_sweep_runs_resumes_and_survives_a_failed_run(tmp_path, capsys):
@@ -64,6 +68,7 @@ def test_a_real_sweep_runs_resumes_and_survives_a_failed_run(tmp_path, capsys):
     assert len(rows) == 4 * 2 + 4  # grid, then one more seed per setting
     # the re-decoded setting takes the rate cross_entropy chose, and its seed-2 run decodes cross_entropy's
     vit = [r for r in rows if r["setting"] == "cross_entropy@decoding=viterbi" and r["seed"] == "2"]
+    assert {r["decoded_from"] for r in rows if r["setting"] == "cross_entropy@decoding=viterbi"} == {"cross_entropy"}
     ce = [r for r in rows if r["setting"] == "cross_entropy" and r["seed"] == "2"]
     assert len(vit) == len(ce) == 1 and vit[0]["lr"] == ce[0]["lr"] and vit[0]["status"] == "finished"
     rows = [r for r in rows if r["setting"] != "cross_entropy@decoding=viterbi"]
