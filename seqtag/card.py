@@ -424,6 +424,22 @@ def _crf_section(run: CardRun, repo: str) -> list[str]:
         "```python", _CRF_DECODING.format(repo=repo), "```", ""]
 
 
+def _decoding_section(run: CardRun) -> list[str]:
+    """For a linear NER run decoded by Viterbi: what ``pipeline()`` gives instead."""
+    if run.config.task != "ner" or run.info.model_head == "crf" or run.info.decoding != "viterbi":
+        return []
+    scheme = run.info.tag_scheme or run.config.data.train_scheme
+    dev, windows = run.metrics.get("dev"), run.info.windows.get("dev")
+    invalid = (f" On the dev set, word-by-word argmax tagged {dev.invalid_sequences} of {windows.examples} "
+               f"sentences with tag sequences {scheme} forbids." if dev is not None
+               and dev.invalid_sequences is not None and windows is not None else "")
+    return ["## Decoding", "",
+            f"The scores above were computed with constrained Viterbi decoding: the most probable tag sequence "
+            f"that {scheme} allows, which `seqtag predict` also uses. "
+            f"`transformers.pipeline()` tags each word by its most probable tag instead, so its output can differ "
+            f"where the model is unsure.{invalid}", ""]
+
+
 def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
     """README.md text for the run in ``run_dir``: YAML front matter, then prose and tables.
 
@@ -446,7 +462,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
     lines += _training(run)
     lines += _limitations(run, types)
     lines += _usage(run, repo_id or "REPO_ID")
-    lines += _crf_section(run, repo_id or "REPO_ID")
+    lines += _crf_section(run, repo_id or "REPO_ID") + _decoding_section(run)
     curves = (run.path / runs.CURVES_FILE).is_file()
     lines += ["Files: `seqtag_config.yaml` is the resolved training config, `metrics.json` the scores above"
               + (", `run_info.json` the run summary and `training_curves.png` the training curves." if curves else

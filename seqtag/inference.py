@@ -16,6 +16,7 @@ sentence is decoded, with start and end scores at its true ends.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +83,11 @@ def load_finished_run(run_dir: str | Path, device: str | None = None) -> Finishe
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if cfg.model.head == "crf":
         model = load_crf_tagger(model, run_dir, labels).eval()
-    return FinishedRun(run_dir, cfg, read_run_info(run_dir), model, tokenizer, labels)
+    info = read_run_info(run_dir)
+    if cfg.task == "ner" and info.decoding and info.decoding != cfg.predict.decoding:
+        # the decoding the run's scores were computed with (a run saved when the default was another one)
+        cfg = dataclasses.replace(cfg, predict=dataclasses.replace(cfg.predict, decoding=info.decoding))
+    return FinishedRun(run_dir, cfg, info, model, tokenizer, labels)
 
 
 def token_budget_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[list[int]]:

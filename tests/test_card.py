@@ -93,6 +93,11 @@ def test_real_run_card_says_default_conlleval_mode(real_run):
     evaluation = section(body, "Evaluation")
     assert "from `seqeval` in its **default** mode, which scores like conlleval" in evaluation
     assert "**strict**" not in evaluation
+    # the default decoding (Viterbi) is stated, with what pipeline() does instead and argmax's invalid count
+    decoding = section(body, "Decoding")
+    dev = json.loads((real_run / "metrics.json").read_text())["dev"]
+    assert "constrained Viterbi decoding" in decoding and "`transformers.pipeline()` tags each word" in decoding
+    assert f"argmax tagged {dev['invalid_sequences']} of 8 sentences with tag sequences IOB2 forbids" in decoding
 
 
 def test_card_of_a_run_recorded_by_an_earlier_version(real_run, tmp_path):

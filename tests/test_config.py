@@ -89,10 +89,13 @@ def test_config_errors_name_the_key(raw, overrides, match):
 
 def test_head_and_decoding_defaults_and_choices():
     cfg = from_dict(BASE)
-    assert (cfg.model.head, cfg.predict.decoding, cfg.train.crf_learning_rate) == ("linear", "argmax", 1e-2)
-    crf = apply_overrides(BASE, ["model.head=crf"])  # unset decoding follows the head
+    assert (cfg.model.head, cfg.predict.decoding, cfg.train.crf_learning_rate) == ("linear", "viterbi", 1e-2)
+    assert "predict" not in to_dict(cfg)  # the default is not saved
+    linear_argmax = apply_overrides(BASE, ["predict.decoding=argmax"])
+    assert to_dict(linear_argmax)["predict"] == {"decoding": "argmax"} and from_dict(to_dict(linear_argmax)) == linear_argmax
+    crf = apply_overrides(BASE, ["model.head=crf"])
     assert (crf.model.head, crf.predict.decoding) == ("crf", "viterbi")
-    assert from_dict(to_dict(crf)) == crf and "predict" not in to_dict(crf)  # what the head implies is not saved
+    assert from_dict(to_dict(crf)) == crf and "predict" not in to_dict(crf)
     crf_argmax = apply_overrides(BASE, ["model.head=crf", "predict.decoding=argmax"])
     assert crf_argmax.predict.decoding == "argmax" and to_dict(crf_argmax)["predict"] == {"decoding": "argmax"}
     assert from_dict(to_dict(crf_argmax)) == crf_argmax
@@ -267,8 +270,8 @@ def test_a_config_saved_before_data_encoding_still_resumes():
     latin = apply_overrides(cfg, ["data.encoding=latin-1"])
     assert to_dict(latin)["data"]["encoding"] == "latin-1" and from_dict(to_dict(latin)) == latin
     assert config_differences(old_text, dump_config(latin)) == ["data.encoding: None -> 'latin-1'"]
-    viterbi = apply_overrides(cfg, ["predict.decoding=viterbi"])
-    assert config_differences(old_text, dump_config(viterbi)) == ["predict.decoding: None -> 'viterbi'"]
+    argmax = apply_overrides(cfg, ["predict.decoding=argmax"])
+    assert config_differences(old_text, dump_config(argmax)) == ["predict.decoding: None -> 'argmax'"]
 
 
 def test_every_default_fills_the_loss_parameters_without_changing_the_saved_form():

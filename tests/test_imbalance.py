@@ -103,3 +103,12 @@ def test_the_study_script_runs_levels_grids_and_report(tmp_path):
     tables = (report / "tables.md").read_text()
     assert "`focal_gamma2`" in tables and "(1/1)" in tables or "(0/1)" in tables
     assert (report / "curves.png").stat().st_size > 10_000 and (report / "per_type_delta.png").is_file()
+    # a fresh checkout (no run directories) goes on from the committed report: nothing is trained again
+    import shutil
+
+    before = (report / "results.csv").read_text()
+    shutil.rmtree(out)
+    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr.count(": seeds [1] done") == 3 and "training" not in proc.stderr
+    assert (report / "results.csv").read_text() == before

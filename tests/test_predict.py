@@ -44,10 +44,29 @@ def test_viterbi_on_a_softmax_run_never_outputs_an_invalid_sequence(undertrained
 
     sents = [[w for w, _ in s] for s in sentences(40, seed=7)]
     sents.append(sents[0] * 9)  # several windows
-    argmax = [tags for tags, _ in load_tagger(undertrained).tag(sents)]
+    argmax = [tags for tags, _ in load_tagger(undertrained, decoding="argmax").tag(sents)]
     assert count_invalid(argmax, "IOB2") >= 20  # measured: 39 of 41
     viterbi = load_tagger(undertrained, decoding="viterbi").tag(sents)
     assert sum(bool(find_problems(tags, "IOB2")) for tags, _ in viterbi) == 0
     assert any(t != "O" for tags, _ in viterbi for t in tags)  # valid because it tags entities well, not none
     metrics = json.loads((undertrained / "metrics.json").read_text())
     assert metrics["dev"]["invalid_sequences"] >= 5  # measured: 7 of 7 dev sentences
+
+
+def test_a_run_keeps_the_decoding_its_record_names(undertrained, tmp_path):
+    """A run trained when argmax was the linear head's default saved no predict.decoding; its run_info.json
+    says argmax, and loading it keeps argmax (its scores' decoding), unless the caller asks for another."""
+    import shutil
+
+    from seqtag.inference import load_finished_run
+
+    old = tmp_path / "old"
+    shutil.copytree(undertrained, old)
+    assert "predict" not in (old / "seqtag_config.yaml").read_text()
+    info = json.loads((old / "run_info.json").read_text())
+    assert info["decoding"] == "viterbi"  # the default now
+    (old / "run_info.json").write_text(json.dumps({**info, "decoding": "argmax"}))
+    assert load_finished_run(old).cfg.predict.decoding == "argmax"
+    assert load_finished_run(undertrained).cfg.predict.decoding == "viterbi"
+    sents = [[w for w, _ in s] for s in sentences(40, seed=7)]
+    assert [t for t, _ in load_tagger(old).tag(sents)] == [t for t, _ in load_tagger(undertrained, decoding="argmax").tag(sents)]
