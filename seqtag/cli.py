@@ -393,11 +393,14 @@ def _write_lines(output: str | None, lines) -> int:
 
 def cmd_stats(args) -> int:
     from seqtag.data.conll import read_tagged
-    from seqtag.stats import format_stats, label_stats
+    from seqtag.stats import format_stats, label_stats, loss_advice
 
     sents = read_tagged(args.file, token_column=args.token_column, tag_column=args.tag_column, encoding=args.encoding)
     stats = label_stats([s.tags for s in sents])
-    print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        print(format_stats(stats) + ("\n\n" + loss_advice(stats["o_share"]) if stats["tokens"] else ""))
     return 0
 
 

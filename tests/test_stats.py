@@ -198,3 +198,26 @@ def test_stats_command_bad_input_and_its_fixes(tmp_path, capsys, monkeypatch):
     assert json.loads(capsys.readouterr().out)["entities"]["LOC"]["count"] == 1
     assert main(["stats", "ner.jsonl", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["labels"]["B-X"]["count"] == 1
+
+
+@pytest.mark.parametrize("share, says", [(0.70, "keep loss.name=cross_entropy"), (0.8328, "keep loss.name=cross_entropy"),
+                                         (0.90, "lies between CoNLL-2003"), (0.9496, "try loss.name=focal"),
+                                         (0.99, "try loss.name=focal")])
+def test_loss_advice_follows_the_measured_shares(share, says):
+    from seqtag.stats import loss_advice
+
+    text = loss_advice(share)
+    assert says in text and f"{100 * share:.1f} % O" in text
+    assert text.endswith("run `seqtag sweep` on your data to be sure.")
+
+
+def test_stats_command_prints_the_advice_for_the_file(tmp_path, capsys):
+    from seqtag.cli import main
+
+    path = tmp_path / "rare.txt"
+    path.write_text("".join(f"w{i}\tO\n" for i in range(19)) + "Paris\tB-LOC\n\n")  # 95 % O
+    assert main(["stats", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "O share: 0.9500" in out and "try loss.name=focal loss.gamma=2" in out
+    assert main(["stats", str(path), "--json"]) == 0
+    assert "loss:" not in capsys.readouterr().out  # JSON stays JSON
