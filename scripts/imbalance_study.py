@@ -72,18 +72,40 @@ def run_study(args) -> list[dict]:
                 lrs = {s.slug: args.lrs for s in settings}
             else:  # the rates that won at either end
                 lrs = {slug: sorted(r) for slug, r in won.items() if r}
-            print(f"== {name} ({100 * info[name]['o_share']:.1f} % O), seeds {seeds}", file=sys.stderr, flush=True)
-            run_sweep(args.config, level_overrides(paths[name], args), settings, seeds, args.out / name, lrs=lrs,
-                      python=sys.executable)
+            rows = [r for r in collect(args, info) if r["level"] == name]
+            if level_done(rows, settings, seeds, lrs):
+                print(f"== {name}: seeds {seeds} done (in {args.out / name} or {args.report / 'results.csv'})",
+                      file=sys.stderr, flush=True)
+            else:
+                print(f"== {name} ({100 * info[name]['o_share']:.1f} % O), seeds {seeds}", file=sys.stderr,
+                      flush=True)
+                run_sweep(args.config, level_overrides(paths[name], args), settings, seeds, args.out / name,
+                          lrs=lrs, python=sys.executable)
+                rows = [r for r in collect(args, info) if r["level"] == name]
             if name in ends:
-                for slug, lr in choose_lrs(read_results_csv(args.out / name / "results.csv")).items():
+                for slug, lr in choose_lrs([r for r in rows if r["seed"] == seeds[0]]).items():
                     won[slug].add(lr)
     return collect(args, info)
 
 
+def level_done(rows: list[dict], settings, seeds: list[int], lrs: dict) -> bool:
+    """Whether ``rows`` (one level's) hold every run a sweep with these settings, seeds and rates would make."""
+    have = {(r["setting"], r["lr"], r["seed"]) for r in rows if r.get("status") == "finished"}
+    chosen = choose_lrs([r for r in rows if r["seed"] == seeds[0]])
+    for s in settings:
+        grid = lrs.get(s.slug) or []
+        if not grid or not all((s.slug, lr, seeds[0]) in have for lr in grid):
+            return False
+        if any((s.slug, chosen.get(s.slug), seed) not in have for seed in seeds[1:]):
+            return False
+    return True
+
+
 def collect(args, info: dict) -> list[dict]:
-    """Rows of every level's results.csv, with the level's counts and each run's per-type F1."""
-    rows = []
+    """Every run's row: those of each level's sweep directory (its results.csv, with the level's counts and each
+    run's per-type F1), then those of the committed report (``--report``/results.csv) that the directories do not
+    hold, so a fresh checkout goes on from the committed runs."""
+    rows, seen = [], set()
     for name, facts in info.items():
         path = args.out / name / "results.csv"
         if not path.is_file():
@@ -97,6 +119,16 @@ def collect(args, info: dict) -> list[dict]:
                     pt = metrics[split].per_type.get(t) if split in metrics else None
                     r[f"{split}_f1_{t}"] = pt.f1 if pt else None
             rows.append(r)
+            seen.add((name, r["run"]))
+    committed = args.report / "results.csv"
+    if committed.is_file():
+        for r in read_results_csv(committed):
+            if r["level"] in info and (r["level"], r["run"]) not in seen:
+                for k in ("o_share", "pool_passes", *[f"{sp}_f1_{t}" for sp in ("dev", "test") for t in TYPES]):
+                    r[k] = float(r[k]) if r.get(k) not in (None, "") else None
+                for k in ("entity_tokens", "tokens", "sentences", "added_sentences"):
+                    r[k] = int(r[k])
+                rows.append(r)
     return rows
 
 
@@ -165,17 +197,18 @@ def plot(table: dict, rows: list[dict], levels: list[str], settings: list[str], 
     share = {lv: 100 * next(r["o_share"] for r in rows if r["level"] == lv) for lv in levels}
     x_of = lambda lvs: [share[lv] for lv in lvs]  # noqa: E731
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    colour = {s: plt.get_cmap("tab10").colors[i % 10] for i, s in enumerate(settings)}  # one per setting, both panels
     for s in settings:
         lv = [lv for lv in levels if table.get((lv, s), {}).get("seeds")]
         m = [100 * table[(lv, s)]["test"][0] for lv in lv]
         sd = [100 * table[(lv, s)]["test"][1] for lv in lv]
-        axes[1].errorbar(x_of(lv), m, yerr=sd, marker="o", capsize=3, label=s)
+        axes[1].errorbar(x_of(lv), m, yerr=sd, marker="o", capsize=3, label=s, color=colour[s])
         if s == settings[0]:
             continue
         lv = [lv for lv in levels if table.get((lv, s), {}).get("test_delta")]
         d = [table[(lv, s)]["test_delta"] for lv in lv]
         axes[0].errorbar(x_of(lv), [100 * x["mean"] for x in d], yerr=[100 * x["std"] for x in d], marker="o",
-                         capsize=3, label=s)
+                         capsize=3, label=s, color=colour[s])
     axes[0].axhline(0, color="grey", lw=1)
     axes[0].set(xlabel="share of O tokens in the training set (%)", ylabel=f"test ΔF1 vs {settings[0]} (points)",
                 title="paired by seed: mean ± std over seeds")
@@ -199,7 +232,7 @@ def plot(table: dict, rows: list[dict], levels: list[str], settings: list[str], 
                 if pairs and len(mine) == len(ref):
                     pts.append((share[lv], statistics.fmean(100 * (a - b) for a, b in pairs)))
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=s)
+                ax.plot(*zip(*pts), marker="o", label=s, color=colour[s])
         ax.axhline(0, color="grey", lw=1)
         ax.set(title=f"{t}: test ΔF1 vs {base}", xlabel="O share (%)")
         ax.grid(alpha=0.3)
