@@ -22,5 +22,7 @@ if [ "${PHASE:-1}" = 2 ]; then SEEDS="1 2 3"; fi
 REPEAT=()
 if [ -n "${REPEAT_MIN_DEV_F1:-}" ]; then REPEAT=(--repeat-min-dev-f1 "$REPEAT_MIN_DEV_F1"); fi
 # shellcheck disable=SC2086
-seqtag sweep "$CONFIG" ${EXTRA:-} train.epochs=2 train.dynamics=true train.save_every_epoch=false train.log_every=5 \
+# predict.decoding=argmax: the study's tables were measured with word-by-word argmax decoding (the default then);
+# a setting chooses Viterbi with @decoding=viterbi (e.g. focal:gamma=2@decoding=viterbi)
+seqtag sweep "$CONFIG" predict.decoding=argmax ${EXTRA:-} train.epochs=2 train.dynamics=true train.save_every_epoch=false train.log_every=5 \
     --losses $LOSSES --seeds $SEEDS --lrs $LRS --out "$OUT" "${REPEAT[@]}"
