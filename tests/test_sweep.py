@@ -101,9 +101,9 @@ def test_a_sweep_over_heads_and_decodings_counts_argmaxs_invalid_sequences(tmp_p
     with pytest.raises(ConfigError, match="model.head=crf .* loss.name=focal"):
         run_sweep(str(cfg), [], parse_loss_settings(["cross_entropy", "focal@head=crf"]), [1], tmp_path / "bad")
     assert not (tmp_path / "bad" / "runs").exists() or not list((tmp_path / "bad" / "runs").iterdir())
-    settings = parse_loss_settings(["cross_entropy", "cross_entropy@decoding=viterbi", "crf=cross_entropy@head=crf",
-                                    "again=cross_entropy@decoding=argmax"])
-    md = run_sweep(str(cfg), [], settings, [1], tmp_path / "sweep")
+    settings = parse_loss_settings(["cross_entropy", "cross_entropy@decoding=viterbi",
+                                    "crf=cross_entropy@head=crf,decoding=viterbi", "again=cross_entropy@decoding=argmax"])
+    md = run_sweep(str(cfg), ["predict.decoding=argmax"], settings, [1], tmp_path / "sweep")  # a setting's own wins
     rows = {r["setting"]: r for r in read_results_csv(tmp_path / "sweep" / "results.csv")}
     assert [(r["head"], r["decoding"], r["status"]) for r in rows.values()] == [
         ("linear", "argmax", "finished"), ("linear", "viterbi", "finished"), ("crf", "viterbi", "finished"),
