@@ -45,8 +45,17 @@ from seqtag.config import DECODINGS, MODEL_HEADS, load_config
 from seqtag.data.ner import load_ner_data
 from seqtag.errors import ConfigError
 from seqtag.losses import validate_loss_params
-from seqtag.runs import (METRICS_FILE, SplitScores, checkpoint_path, is_finished_run, read_json, read_metrics,
-                         read_run_info, write_json_atomic, write_metrics)
+from seqtag.runs import (
+    METRICS_FILE,
+    SplitScores,
+    checkpoint_path,
+    is_finished_run,
+    read_json,
+    read_metrics,
+    read_run_info,
+    write_json_atomic,
+    write_metrics,
+)
 from seqtag.stats import inverse_frequency_weights
 from seqtag.sweep_report import write_results
 
@@ -171,7 +180,7 @@ def _read_result(run_dir: Path) -> dict | None:
     """A finished run's row of ``results.csv``: scores (fractions), argmax's invalid sequences, best epoch and
     wall time."""
     if (run_dir / DERIVED_FILE).is_file():
-        derived = json.loads((run_dir / DERIVED_FILE).read_text())
+        derived = read_json(run_dir / DERIVED_FILE)
         row = {"wall_time_s": derived["wall_time_s"], "best_epoch": derived["best_epoch"]}
         metrics = read_metrics(run_dir)
     elif is_finished_run(run_dir):
@@ -335,10 +344,12 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
         rows.append(run_one(setting, lr, seed))
     best = _best_on_grid(rows)
     best_lr = {k: lr for k, (_, lr) in best.items()}
-    repeated = [s for s in settings if s.slug not in derived_from
-                and (repeat_min_dev_f1 is None or best.get(s.slug, (0.0,))[0] >= repeat_min_dev_f1)]
-    repeated += [s for s in settings if s.slug in derived_from and derived_from[s.slug] in repeated]
-    repeated.sort(key=settings.index)  # a re-decoded setting after the one it decodes
+    repeated: list[LossSetting] = []
+    for s in settings:  # a re-decoded setting follows the one it decodes (which comes earlier in settings)
+        source = derived_from.get(s.slug)
+        if (source in repeated if source is not None else
+                repeat_min_dev_f1 is None or best.get(s.slug, (0.0,))[0] >= repeat_min_dev_f1):
+            repeated.append(s)
     for setting in settings:
         if setting not in repeated:
             print(f"{setting.slug}: best dev F1 {best.get(setting.slug, (None,))[0]} < {repeat_min_dev_f1}, "

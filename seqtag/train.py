@@ -406,25 +406,21 @@ def end_epoch(run: Run, done: bool) -> dict:
     state = run.state
     state.epoch += 1
     state.batch_in_epoch = 0
-    last = done or state.epoch >= run.cfg.train.epochs
-    if not (run.cfg.train.eval_every_epoch or last):
-        record(run, {"type": "epoch", "epoch": state.epoch, "step": state.global_step, "dev": {},
-                     "time_s": round(run.elapsed(), 2)})
-        if run.cfg.train.save_every_epoch:
-            save_checkpoint(run)
-        return {}
+    evaluate = run.cfg.train.eval_every_epoch or done or state.epoch >= run.cfg.train.epochs
     has_dev = "dev" in run.task.eval_splits
-    metrics = run.task.evaluate(run.model, "dev", run.accelerator, run.cfg.train.eval_batch_size) if has_dev else {}
+    metrics = (run.task.evaluate(run.model, "dev", run.accelerator, run.cfg.train.eval_batch_size)
+               if evaluate and has_dev else {})
     f1 = metrics.get("f1", 0.0)
     record(run, {"type": "epoch", "epoch": state.epoch, "step": state.global_step, "dev": metrics,
                  "time_s": round(run.elapsed(), 2)})
-    if run.main:
-        log.info("epoch %d: dev f1 %.4f", state.epoch, f1)
-    if f1 > state.best_f1 or not has_dev:
-        state.best_f1, state.best_epoch, state.epochs_without_improvement = f1, state.epoch, 0
-        save_model(run)
-    else:
-        state.epochs_without_improvement += 1
+    if evaluate:
+        if run.main:
+            log.info("epoch %d: dev f1 %.4f", state.epoch, f1)
+        if f1 > state.best_f1 or not has_dev:
+            state.best_f1, state.best_epoch, state.epochs_without_improvement = f1, state.epoch, 0
+            save_model(run)
+        else:
+            state.epochs_without_improvement += 1
     if run.cfg.train.save_every_epoch or done:
         save_checkpoint(run)
     return metrics
