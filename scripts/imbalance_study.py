@@ -13,7 +13,9 @@ each of ``--levels``. Every run takes ``--steps`` optimizer steps of ``--batch``
 size (``train.max_steps``, with ``train.eval_every_epoch=false``: dev once, after the last step, whose weights are
 the result), so the sets differ in their imbalance and not in the training budget. Each level is one
 ``seqtag sweep`` directory ``OUT/NAME`` (``o82.3``, ``o90.0``...); finished runs are skipped, so the command
-resumes where it stopped.
+resumes where it stopped, and so are the runs the committed ``--report``/results.csv records (a fresh checkout
+trains only what it lacks; a recorded run is trained again only when a re-decoding still to be made needs its
+weights).
 
 Decoding: constrained Viterbi (``predict.decoding=viterbi``), and cross-entropy's runs re-decoded word by word
 (``cross_entropy@decoding=argmax``, what ``pipeline()`` gives).
@@ -46,6 +48,7 @@ from seqtag.sweep_report import mean_std, paired_differences, read_results_csv
 LOSSES = ["cross_entropy", "cross_entropy@decoding=argmax", "focal:gamma=1", "focal:gamma=2",
           "lstar_logodds:k=2", "hard_truncation:threshold=0.5"]  # decoded by Viterbi unless a setting says otherwise
 TYPES = ["LOC", "MISC", "ORG", "PER"]
+PER_TYPE = [f"{s}_f1_{t}" for s in ("dev", "test") for t in TYPES]
 
 
 def level_overrides(train_file: Path, args) -> list[str]:
@@ -76,69 +79,57 @@ def run_study(args) -> list[dict]:
                 lrs = {s.slug: args.lrs for s in settings}
             else:  # the rates that won at either end
                 lrs = {slug: sorted(r) for slug, r in won.items() if r}
+            print(f"== {name} ({100 * info[name]['o_share']:.1f} % O), seeds {seeds}", file=sys.stderr, flush=True)
+            run_sweep(args.config, level_overrides(paths[name], args), settings, seeds, args.out / name, lrs=lrs,
+                      python=sys.executable, recorded={r["run"]: r for r in committed_rows(args, info)
+                                                       if r["level"] == name})
             rows = [r for r in collect(args, info) if r["level"] == name]
-            if level_done(rows, settings, seeds, lrs):
-                print(f"== {name}: seeds {seeds} done (in {args.out / name} or {args.report / 'results.csv'})",
-                      file=sys.stderr, flush=True)
-            else:
-                print(f"== {name} ({100 * info[name]['o_share']:.1f} % O), seeds {seeds}", file=sys.stderr,
-                      flush=True)
-                run_sweep(args.config, level_overrides(paths[name], args), settings, seeds, args.out / name,
-                          lrs=lrs, python=sys.executable)
-                rows = [r for r in collect(args, info) if r["level"] == name]
             if name in ends:
                 for slug, lr in choose_lrs([r for r in rows if r["seed"] == seeds[0]]).items():
                     won[slug].add(lr)
     return collect(args, info)
 
 
-def level_done(rows: list[dict], settings, seeds: list[int], lrs: dict) -> bool:
-    """Whether ``rows`` (one level's) hold every run a sweep with these settings, seeds and rates would make."""
-    have = {(r["setting"], r["lr"], r["seed"]) for r in rows if r.get("status") == "finished"}
-    chosen = choose_lrs([r for r in rows if r["seed"] == seeds[0]])
-    for s in settings:
-        grid = lrs.get(s.slug) or []
-        if not grid or not all((s.slug, lr, seeds[0]) in have for lr in grid):
-            return False
-        if any((s.slug, chosen.get(s.slug), seed) not in have for seed in seeds[1:]):
-            return False
-    return True
+def committed_rows(args, info: dict) -> list[dict]:
+    """The rows of the committed report (``--report``/results.csv) of the levels in ``info``, typed."""
+    committed = args.report / "results.csv"
+    rows = []
+    for r in read_results_csv(committed) if committed.is_file() else []:
+        if r["level"] in info:
+            for k in ("o_share", "pool_passes", *PER_TYPE):
+                r[k] = float(r[k]) if r.get(k) not in (None, "") else None
+            for k in ("entity_tokens", "tokens", "sentences", "added_sentences"):
+                r[k] = int(r[k])
+            rows.append(r)
+    return rows
 
 
 def collect(args, info: dict) -> list[dict]:
     """Every run's row: those of each level's sweep directory (its results.csv, with the level's counts and each
-    run's per-type F1), then those of the committed report (``--report``/results.csv) that the directories do not
-    hold, so a fresh checkout goes on from the committed runs."""
-    rows, seen = [], set()
+    run's per-type F1), then those of the committed report that the directories do not hold, so a fresh checkout
+    goes on from the committed runs (a sweep row whose run directory is not here, because the sweep skipped it as
+    recorded, takes its per-type scores from the committed row)."""
+    committed = {(r["level"], r["run"]): r for r in committed_rows(args, info)}
+    rows = []
     for name, facts in info.items():
         path = args.out / name / "results.csv"
-        if not path.is_file():
-            continue
-        for r in read_results_csv(path):
+        for r in read_results_csv(path) if path.is_file() else []:
             r.update(level=name, **facts)
             run_dir = args.out / name / "runs" / r["run"]
-            metrics = read_metrics(run_dir) if r.get("status") == "finished" else {}
+            finished_here = r.get("status") == "finished" and (run_dir / "metrics.json").is_file()
+            metrics = read_metrics(run_dir) if finished_here else {}
+            earlier = committed.pop((name, r["run"]), {}) if not finished_here else {}
             for split in ("dev", "test"):
                 for t in TYPES:
                     pt = metrics[split].per_type.get(t) if split in metrics else None
-                    r[f"{split}_f1_{t}"] = pt.f1 if pt else None
+                    r[f"{split}_f1_{t}"] = pt.f1 if pt else earlier.get(f"{split}_f1_{t}")
+            committed.pop((name, r["run"]), None)
             rows.append(r)
-            seen.add((name, r["run"]))
-    committed = args.report / "results.csv"
-    if committed.is_file():
-        for r in read_results_csv(committed):
-            if r["level"] in info and (r["level"], r["run"]) not in seen:
-                for k in ("o_share", "pool_passes", *[f"{sp}_f1_{t}" for sp in ("dev", "test") for t in TYPES]):
-                    r[k] = float(r[k]) if r.get(k) not in (None, "") else None
-                for k in ("entity_tokens", "tokens", "sentences", "added_sentences"):
-                    r[k] = int(r[k])
-                rows.append(r)
-    return rows
-
+    return rows + list(committed.values())
 
 CSV_KEYS = ["level", "o_share", "entity_tokens", "tokens", "sentences", "added_sentences", "pool_passes", "setting",
             "loss", "params", "decoding", "decoded_from", "lr", "seed", "status", "dev_f1", "test_f1", "dev_invalid", "test_invalid",
-            *[f"{s}_f1_{t}" for s in ("dev", "test") for t in TYPES], "wall_time_s", "run"]
+            *PER_TYPE, "wall_time_s", "run"]
 
 
 def best_lrs(rows: list[dict]) -> dict[tuple, float]:

@@ -257,9 +257,12 @@ def _redecode(source_dir: Path, run_dir: Path, decoding: str, files: dict[str, s
 def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSetting], seeds: Sequence[int],
               out: str | Path, lrs: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
               python: str = sys.executable,
-              repeat_min_dev_f1: float | None = None) -> str:
+              repeat_min_dev_f1: float | None = None, recorded: Mapping[str, dict] | None = None) -> str:
     """Run the study (see the module docstring) and return the markdown summary. ``lrs``: one learning-rate grid
-    for every setting, or ``{setting slug: its grid}`` (a setting left out runs at the config's rate)."""
+    for every setting, or ``{setting slug: its grid}`` (a setting left out runs at the config's rate).
+    ``recorded``: rows of runs that finished elsewhere (a committed results file), by run name; such a run is not
+    trained again, unless a re-decoding this sweep still has to make needs its weights."""
+    recorded = {k: v for k, v in (recorded or {}).items() if v.get("status") == "finished"}
     load_config(config, list(overrides))  # fail before running anything
     # each setting too (its loss with its head...); inverse-frequency weights stand in as [1.0] until computed
     resolved = {s.slug: load_config(config, [*overrides, *_loss_overrides(s, lambda: [1.0])]) for s in settings}
@@ -299,6 +302,9 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
         if result is not None:
             print(f"[{done}/{total}] {name}: finished earlier, skipped", file=sys.stderr, flush=True)
             return {**row, **result, "status": "finished"}
+        if name in recorded and not weights_needed(setting, lr, seed):
+            print(f"[{done}/{total}] {name}: recorded earlier, skipped", file=sys.stderr, flush=True)
+            return {**recorded[name], **row, "status": "finished"}
         if setting.slug in derived_from:
             return redecode_one(setting, derived_from[setting.slug], lr, seed, row)
         args = [python, "-m", "seqtag", "train", config, *overrides, *_loss_overrides(setting, inv_weights),
@@ -319,6 +325,12 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
         print(f"[{done}/{total}] {name}: dev f1 {result.get('dev_f1')}, test f1 {result.get('test_f1')} "
               f"({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
         return {**row, **result, "status": "finished"}
+
+    def weights_needed(setting, lr, seed) -> bool:
+        """Whether a re-decoding of this run is still to be made (neither on disk nor recorded)."""
+        return any(src.slug == setting.slug and run_name(d, lr, seed) not in recorded
+                   and _read_result(out / "runs" / run_name(d, lr, seed)) is None
+                   for d in settings if (src := derived_from.get(d.slug)) is not None)
 
     def redecode_one(setting, source, lr, seed, row) -> dict:
         name, source_name = row["run"], run_name(source, lr, seed)

@@ -110,5 +110,19 @@ def test_the_study_script_runs_levels_grids_and_report(tmp_path):
     shutil.rmtree(out)
     proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stderr.count(": seeds [1] done") == 3 and "training" not in proc.stderr
+    assert proc.stderr.count("recorded earlier, skipped") == len(rows) and "training" not in proc.stderr
     assert (report / "results.csv").read_text() == before
+    # a setting added later trains its runs alone; a re-decoding missing from the record trains its source again
+    shutil.rmtree(out)
+    kept = [line for line in before.splitlines()
+            if not (line.startswith(f"{levels[0]},") and ",cross_entropy@decoding=viterbi," in line and ",0.001,"
+                    in line)]
+    (report / "results.csv").write_text("\n".join(kept) + "\n")
+    proc = subprocess.run([*args, "focal:gamma=1"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    trained = [line.split(":")[0].split()[-1] for line in proc.stderr.splitlines() if line.endswith(": training")]
+    assert trained[0].startswith("cross_entropy-") and all(t.startswith("focal_gamma1-") for t in trained[1:])
+    assert 5 <= len(trained) <= 7  # the source, focal γ=1 at both rates at both ends, one or two in the middle
+    after = list(csv.DictReader(open(report / "results.csv")))
+    assert len(after) == len(rows) + len(trained) - 1
+    assert {r["test_f1"] for r in after if r["setting"] != "focal_gamma1"} == {r["test_f1"] for r in rows}
