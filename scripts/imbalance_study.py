@@ -86,7 +86,7 @@ def run_study(args) -> list[dict]:
             rows = [r for r in collect(args, info) if r["level"] == name]
             if name in ends:
                 for slug, lr in choose_lrs([r for r in rows if r["seed"] == seeds[0]]).items():
-                    won[slug].add(lr)
+                    won.get(slug, set()).add(lr)  # rows of settings not asked for this time are left out
     return collect(args, info)
 
 

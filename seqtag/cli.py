@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from seqtag import __version__
-from seqtag.errors import Interrupted, SeqtagError
+from seqtag.errors import ConfigError, Interrupted, SeqtagError
 
 BUNDLED = "seqtag/data/bundled/wnut17"  # WNUT-17 ships with seqtag: examples that run in a fresh clone use it
 
@@ -179,6 +179,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--repeat-min-dev-f1", type=float, metavar="F1",
                    help="run the other seeds only for settings whose best grid dev F1 reaches F1 (a fraction, "
                         "0-1, for NER and QA alike)")
+    w.add_argument("--recorded", metavar="CSV",
+                   help="the results.csv of an earlier sweep (a committed study): the runs it records as finished "
+                        "are not trained again, so a study goes on without their run directories")
     return p
 
 
@@ -415,9 +418,20 @@ def cmd_push(args) -> int:
 
 def cmd_sweep(args) -> int:
     from seqtag.sweep import parse_loss_settings, run_sweep
+    from seqtag.sweep_report import read_results_csv
 
+    recorded = None
+    if args.recorded:
+        try:
+            recorded = {r["run"]: r for r in read_results_csv(args.recorded)}
+        except FileNotFoundError:
+            raise ConfigError(f"--recorded {args.recorded}: no such file; give the results.csv of an earlier "
+                              f"sweep") from None
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"--recorded {args.recorded}: not a sweep's results.csv ({e}); give the results.csv "
+                              f"that `seqtag sweep` wrote") from None
     result = run_sweep(args.config, args.overrides, parse_loss_settings(args.losses), args.seeds, args.out,
-                       lrs=args.lrs, repeat_min_dev_f1=args.repeat_min_dev_f1)
+                       lrs=args.lrs, repeat_min_dev_f1=args.repeat_min_dev_f1, recorded=recorded)
     print(result)
     return 0
 

@@ -126,3 +126,27 @@ def test_a_sweep_over_heads_and_decodings_counts_argmaxs_invalid_sequences(tmp_p
     assert (ce["dev_invalid"], ce["test_invalid"]) == (vit["dev_invalid"], vit["test_invalid"])
     assert ce["dev_invalid"] > 0  # measured: 1 of 7 (an undertrained softmax tagger)
     assert "| crf |" in md and "| cross_entropy@decoding=viterbi |" in md
+
+
+def test_recorded_runs_are_not_trained_again(tmp_path, capsys):
+    """`seqtag sweep --recorded CSV`: a committed results.csv stands in for run directories that are gone; a
+    setting it lacks is trained; a missing file is refused by name."""
+    from seqtag.cli import main
+    from tests.tiny import tiny_config, write_config
+
+    cfg = write_config(tmp_path / "c.yaml", tiny_config(tmp_path, train={"epochs": 1}))
+    first = ["sweep", str(cfg), "--losses", "cross_entropy", "--seeds", "1", "--lrs", "1e-3",
+             "--out", str(tmp_path / "a")]
+    assert main(first) == 0
+    before = list(csv.DictReader(open(tmp_path / "a" / "results.csv")))
+    capsys.readouterr()
+    again = ["sweep", str(cfg), "--losses", "cross_entropy", "focal:gamma=2", "--seeds", "1", "--lrs", "1e-3",
+             "--out", str(tmp_path / "b"), "--recorded", str(tmp_path / "a" / "results.csv")]
+    assert main(again) == 0
+    err = capsys.readouterr().err
+    assert "cross_entropy-lr1e-3-s1: recorded earlier, skipped" in err and "focal_gamma2-lr1e-3-s1: training" in err
+    after = {r["setting"]: r for r in csv.DictReader(open(tmp_path / "b" / "results.csv"))}
+    assert after["cross_entropy"]["dev_f1"] == before[0]["dev_f1"] and after["focal_gamma2"]["status"] == "finished"
+    assert not (tmp_path / "b" / "runs" / "cross_entropy-lr1e-3-s1").exists()
+    assert main([*again[:-1], str(tmp_path / "missing.csv")]) != 0
+    assert "missing.csv: no such file" in capsys.readouterr().err
