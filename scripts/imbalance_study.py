@@ -166,7 +166,7 @@ def report(rows: list[dict], out: Path) -> None:
                 cell[split] = mean_std([r[f"{split}_f1"] for r in runs])
                 cell[f"{split}_delta"] = diffs.get(s)
                 for t in TYPES:
-                    cell[f"{split}_{t}"] = [r[f"{split}_f1_{t}"] for r in runs]
+                    cell[f"{split}_{t}"] = {r["seed"]: r[f"{split}_f1_{t}"] for r in runs}  # paired by seed
     lines = ["| O share | setting | lr | seeds | dev F1 | test F1 | test ΔF1 vs CE (wins) |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for level in levels:
@@ -180,8 +180,27 @@ def report(rows: list[dict], out: Path) -> None:
             lines.append(f"| {100 * share:.1f} % | `{s}` | {c['lr']:g} | {c['seeds']} | "
                          f"{100 * c['dev'][0]:.2f} ± {100 * c['dev'][1]:.2f} | "
                          f"{100 * c['test'][0]:.2f} ± {100 * c['test'][1]:.2f} | {delta} |")
+    base = settings[0]
+    lines += ["", f"Per type: test ΔF1 vs `{base}` (points, mean over the seeds both have at each setting's rate)", "",
+              "| O share | setting | " + " | ".join(TYPES) + " |", "| --- | --- |" + " ---: |" * len(TYPES)]
+    for level in levels:
+        share = next(r["o_share"] for r in rows if r["level"] == level)
+        for s in settings[1:]:
+            mine, ref = table.get((level, s), {}), table.get((level, base), {})
+            cells = []
+            for t in TYPES:
+                d = type_deltas(mine.get(f"test_{t}"), ref.get(f"test_{t}"))
+                cells.append(f"{statistics.fmean(d):+.1f}" if d else "")
+            if any(cells):
+                lines.append(f"| {100 * share:.1f} % | `{s}` | " + " | ".join(cells) + " |")
     (out / "tables.md").write_text("\n".join(lines) + "\n")
     plot(table, rows, levels, settings, out)
+
+
+def type_deltas(mine: dict | None, ref: dict | None) -> list[float]:
+    """Per-seed differences (points) of one type's F1, over the seeds both settings ran."""
+    return [100 * (mine[k] - ref[k]) for k in sorted(set(mine or {}) & set(ref or {}))
+            if mine[k] is not None and ref[k] is not None]
 
 
 def plot(table: dict, rows: list[dict], levels: list[str], settings: list[str], out: Path) -> None:
@@ -223,10 +242,9 @@ def plot(table: dict, rows: list[dict], levels: list[str], settings: list[str], 
         for s in settings[1:]:
             pts = []
             for lv in levels:
-                mine, ref = table.get((lv, s), {}).get(f"test_{t}"), table.get((lv, base), {}).get(f"test_{t}")
-                pairs = [(a, b) for a, b in zip(mine or [], ref or []) if a is not None and b is not None]
-                if pairs and len(mine) == len(ref):
-                    pts.append((share[lv], statistics.fmean(100 * (a - b) for a, b in pairs)))
+                d = type_deltas(table.get((lv, s), {}).get(f"test_{t}"), table.get((lv, base), {}).get(f"test_{t}"))
+                if d:
+                    pts.append((share[lv], statistics.fmean(d)))
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=s, color=colour[s])
         ax.axhline(0, color="grey", lw=1)
