@@ -217,16 +217,19 @@ def plot(table: dict, rows: list[dict], levels: list[str], settings: list[str], 
         lv = [lv for lv in levels if table.get((lv, s), {}).get("seeds")]
         m = [100 * table[(lv, s)]["test"][0] for lv in lv]
         sd = [100 * table[(lv, s)]["test"][1] for lv in lv]
-        axes[1].errorbar(x_of(lv), m, yerr=sd, marker="o", capsize=3, label=s, color=colour[s])
+        seeds = sorted({table[(x, s)]["seeds"] for x in lv})
+        label = f"{s} ({'-'.join(map(str, dict.fromkeys([seeds[0], seeds[-1]])))} seed{'s' * (seeds[-1] > 1)})"
+        style = {"ls": "-" if seeds[0] > 1 else "--", "mfc": colour[s] if seeds[0] > 1 else "white"}
+        axes[1].errorbar(x_of(lv), m, yerr=sd, marker="o", capsize=3, label=label, color=colour[s], **style)
         if s == settings[0]:
             continue
         lv = [lv for lv in levels if table.get((lv, s), {}).get("test_delta")]
         d = [table[(lv, s)]["test_delta"] for lv in lv]
         axes[0].errorbar(x_of(lv), [100 * x["mean"] for x in d], yerr=[100 * x["std"] for x in d], marker="o",
-                         capsize=3, label=s, color=colour[s])
+                         capsize=3, label=label, color=colour[s], **style)
     axes[0].axhline(0, color="grey", lw=1)
     axes[0].set(xlabel="share of O tokens in the training set (%)", ylabel=f"test ΔF1 vs {settings[0]} (points)",
-                title="paired by seed: mean ± std over seeds")
+                title="paired by seed: mean ± std over seeds (dashed, open: one seed)")
     axes[1].set(xlabel="share of O tokens in the training set (%)", ylabel="test entity F1 (%)",
                 title="absolute test F1, mean ± std over seeds")
     for ax in axes:
