@@ -118,12 +118,13 @@ def collect(args, info: dict) -> list[dict]:
             run_dir = args.out / name / "runs" / r["run"]
             finished_here = r.get("status") == "finished" and (run_dir / "metrics.json").is_file()
             metrics = read_metrics(run_dir) if finished_here else {}
-            earlier = committed.pop((name, r["run"]), {}) if not finished_here else {}
+            earlier = committed.pop((name, r["run"]), {})  # the committed row, if the report holds this run
+            if finished_here:
+                earlier = {}  # scores come from the run directory alone
             for split in ("dev", "test"):
                 for t in TYPES:
                     pt = metrics[split].per_type.get(t) if split in metrics else None
                     r[f"{split}_f1_{t}"] = pt.f1 if pt else earlier.get(f"{split}_f1_{t}")
-            committed.pop((name, r["run"]), None)
             rows.append(r)
     return rows + list(committed.values())
 
