@@ -202,7 +202,7 @@ def test_stats_command_bad_input_and_its_fixes(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("share, says", [(0.70, "keep loss.name=cross_entropy"), (0.8328, "keep loss.name=cross_entropy"),
                                          (0.9004, "keep loss.name=cross_entropy"), (0.9006, "lies between 90 %"),
-                                         (0.9449, "lies between 90 %"), (0.9496, "try loss.name=focal"),
+                                         (0.925, "try loss.name=lstar_logodds"), (0.9449, "lies between 90 %"), (0.9496, "try loss.name=focal"),
                                          (0.99, "train longer too")])
 def test_loss_advice_follows_the_measured_shares(share, says):
     from seqtag.stats import loss_advice
@@ -224,3 +224,30 @@ def test_stats_command_prints_the_advice_for_the_file(tmp_path, capsys):
     assert "O share: 0.9500" in out and "try loss.name=focal loss.gamma=2" in out
     assert main(["stats", str(path), "--json"]) == 0
     assert "loss:" not in capsys.readouterr().out  # JSON stays JSON
+
+
+def test_the_advice_quotes_the_committed_imbalance_results():
+    """Every Δ the advice prints recomputes from docs/study/imbalance/results.csv (paired by seed, lr 2e-4)."""
+    import csv
+    import statistics
+
+    from seqtag.stats import MEASURED_DELTAS, MEASURED_O_SHARES
+
+    rows = list(csv.DictReader(open(Path(__file__).parents[1] / "docs/study/imbalance/results.csv")))
+    f1 = {(r["level"], r["setting"], r["seed"]): 100 * float(r["test_f1"]) for r in rows if float(r["lr"]) == 2e-4}
+
+    def delta(level: str, setting: str) -> str:
+        d = [f1[(level, setting, s)] - f1[(level, "cross_entropy", s)] for s in "123"]
+        return f"{statistics.mean(d):+.1f} ± {statistics.stdev(d):.1f}"
+
+    assert MEASURED_DELTAS["tie"] == f"{delta('o82.3', 'focal_gamma2')} at 82 %, {delta('o90.0', 'focal_gamma2')} at 90 %"
+    assert MEASURED_DELTAS["between"] == (f"lstar_logodds k=2 {delta('o92.5', 'lstar_logodds_k2')} and focal γ=1 "
+                                          f"{delta('o92.5', 'focal_gamma1')} on every seed, focal γ=2 "
+                                          f"{delta('o92.5', 'focal_gamma2')}")
+    assert MEASURED_DELTAS["gain"] == (f"{delta('o95.0', 'focal_gamma2')} at 95 %, "
+                                       f"{delta('o97.5', 'focal_gamma2')} at 97.5 %")
+    for level in ("o90.0", "o92.5", "o95.0", "o99.0"):
+        assert float(level[1:]) / 100 in MEASURED_O_SHARES.values()
+    wins = [f1[("o92.5", s, seed)] > f1[("o92.5", "cross_entropy", seed)]
+            for s in ("lstar_logodds_k2", "focal_gamma1") for seed in "123"]
+    assert all(wins)  # "on every seed"
