@@ -11,7 +11,7 @@ Configurations (``--configs``):
 
 * ``seqtag-fp32``: ``seqtag.train.train`` with the shipped CoNLL config in fp32 (length grouping: seqtag's
   default)
-* ``seqtag-bf16``: the same with ``train.mixed_precision=bf16`` (what ``configs/conll2003_local.yaml`` ships)
+* ``seqtag-bf16``: the same with ``train.mixed_precision=bf16`` (what the shipped ``auto`` picks on a CPU with AMX)
 * ``hf-default``: ``Trainer`` + ``DataCollatorForTokenClassification`` + first-subword labels as
   ``examples/pytorch/token-classification/run_ner.py`` does with its defaults (fp32, random batches, fused
   AdamW)

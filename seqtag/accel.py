@@ -3,12 +3,55 @@ of the hardware for the run record."""
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
+from pathlib import Path
 
 import torch
 
 from seqtag.errors import SeqtagError
+
+log = logging.getLogger(__name__)
+
+
+def bf16_is_emulated() -> bool:
+    """Whether bf16 on this machine's CPU runs without native kernels: an x86 CPU for which torch reports no
+    AVX-512 (``torch.backends.cpu.get_cpu_capability()`` is ``AVX2`` or ``DEFAULT``). bf16 matmuls there are
+    converted to fp32 and back: a MiniLM training step under bf16 autocast took about 20x an fp32 one on a 2-core
+    AMD EPYC with AVX2 (``python scripts/bench_train.py --configs seqtag-fp32 seqtag-bf16``, docs/benchmarks.md).
+    False with a GPU, and off x86 (where torch names other capabilities)."""
+    if torch.cuda.is_available() or platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    return not torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    line = next((line for line in text.splitlines() if line.startswith(("flags", "Features"))), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def resolve_precision(mixed_precision: str) -> str:
+    """``train.mixed_precision=auto`` made concrete for this machine; other values pass through.
+
+    bf16 on a GPU that supports it, fp16 on one that does not; on a CPU bf16 only with AMX (the ``amx_bf16`` flag),
+    the one kind of CPU where bf16 autocast measured faster than fp32 (about 1.5x a MiniLM training step, a
+    2-core Intel Xeon with AMX); fp32 elsewhere: bf16 was 0.58x fp32 speed on an AVX-512 Xeon without AMX and
+    about 0.05x on an AVX2 AMD EPYC (docs/benchmarks.md).
+
+    >>> resolve_precision("no"), resolve_precision("bf16")
+    ('no', 'bf16')
+    """
+    if mixed_precision != "auto":
+        return mixed_precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if "amx_bf16" in cpu_flags() else "no"
 
 
 def make_accelerator(mixed_precision: str, grad_accum: int = 1):
@@ -20,8 +63,13 @@ def make_accelerator(mixed_precision: str, grad_accum: int = 1):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, PartialState
 
+    mixed_precision = resolve_precision(mixed_precision)
     if mixed_precision == "fp16" and not torch.cuda.is_available():
         raise SeqtagError("train.mixed_precision=fp16 needs a GPU; on CPU use bf16 or no")
+    if mixed_precision == "bf16" and bf16_is_emulated():
+        log.warning("bf16 on this CPU is emulated (torch reports %s, no AVX-512): it runs many times slower than "
+                    "fp32 (about 20x for a training step on an AVX2 CPU). Use train.mixed_precision=no or auto.",
+                    torch.backends.cpu.get_cpu_capability())
     if AcceleratorState._shared_state and PartialState().num_processes == 1:
         # a second run in the same single process (tests, notebooks): accelerate keeps its state in a
         # process-wide singleton that refuses a new mixed-precision setting, so start it afresh
@@ -31,7 +79,9 @@ def make_accelerator(mixed_precision: str, grad_accum: int = 1):
 
 
 def inference_precision(mixed_precision: str) -> str:
-    """The precision to evaluate a run in: the one it was trained with, except fp16 on a machine without a GPU."""
+    """The precision to evaluate a run in: the one it was trained with (``auto`` resolved on this machine), except
+    fp16 on a machine without a GPU."""
+    mixed_precision = resolve_precision(mixed_precision)
     return "no" if mixed_precision == "fp16" and not torch.cuda.is_available() else mixed_precision
 
 

@@ -28,7 +28,7 @@ from seqtag.errors import ConfigError
 from seqtag.losses import validate_loss_params
 
 TASKS = ("ner", "qa")
-MIXED_PRECISION = ("no", "bf16", "fp16")
+MIXED_PRECISION = ("no", "bf16", "fp16", "auto")
 DATA_FORMATS = ("auto", "conll", "jsonl", "hub", "squad")
 SCHEMES_OR_AUTO = ("auto", "IOB1", "IOB2", "IOBES", "BILOU")
 TRAIN_SCHEMES = ("IOB2", "IOBES", "BILOU")
@@ -99,7 +99,7 @@ class TrainConfig:
     weight_decay: float = 0.01  # applied to matrices only (p.ndim >= 2), never to biases and LayerNorm
     warmup_ratio: float = 0.1  # share of optimizer steps with linear warmup, then linear decay to 0
     max_grad_norm: float = 1.0  # gradient clipping (0 disables)
-    mixed_precision: str = "no"  # no | bf16 | fp16
+    mixed_precision: str = "no"  # no | bf16 | fp16 | auto: bf16 on GPUs with bf16 (else fp16) and on CPUs with AMX, else no
     seed: int = 42  # same seed and config give the same metrics on CPU
     group_by_length: bool = True  # batches of similar length, less padding
     early_stopping_patience: int | None = None  # stop after N epochs without dev F1 improvement

@@ -523,7 +523,7 @@ def write_info(run: Run, *, status: str, error: str | None = None) -> None:
         best_epoch=state.best_epoch, best_dev_f1=state.best_f1 if state.best_epoch is not None else None,
         skipped_batches=state.skipped_batches, wall_time_s=round(run.elapsed(), 1),
         total_batch_size=run.total_batch, processes=run.accelerator.num_processes,
-        mixed_precision=cfg.train.mixed_precision, loss=runs.LossRecord(cfg.loss.name, dict(cfg.loss.params)),
+        mixed_precision=run.accelerator.mixed_precision, loss=runs.LossRecord(cfg.loss.name, dict(cfg.loss.params)),
         base_model=cfg.model.name_or_path, learning_rate=cfg.train.learning_rate, seed=cfg.train.seed,
         datasets=[v for v in (cfg.data.hub_dataset, cfg.data.train) if v], config=to_dict(cfg),
     )

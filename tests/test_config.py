@@ -65,7 +65,7 @@ def test_mixed_precision_no_survives_yaml_booleans(tmp_path):
     (BASE, ["trian.epochs=3"], r"unknown config key 'trian'"),
     (BASE, ["train.epochs=three"], r"'train.epochs' must be int"),
     (BASE, ["train.epochs=true"], r"'train.epochs' must be int"),
-    (BASE, ["train.mixed_precision=fp8"], r"valid values: no, bf16, fp16"),
+    (BASE, ["train.mixed_precision=fp8"], r"valid values: no, bf16, fp16, auto"),
     (BASE, ["data.stride=100"], r"data.stride"),
     (BASE, ["train.learning_rate=0"], r"learning_rate"),
     (BASE, ["hub.repo_id=noslash"], r"namespace/name"),

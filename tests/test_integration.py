@@ -1,7 +1,7 @@
 """The real MiniLM BERT on real CoNLL-2003: it learns, evaluate reproduces training, predict equals the pipeline.
 
-One short CPU run (2,000 training sentences, one epoch, bf16; about 1-2 minutes on 2 cores) is shared by the
-tests of this module.
+One short CPU run (2,000 training sentences, one epoch, the config's precision: auto; about 1-2 minutes on 2
+cores) is shared by the tests of this module.
 """
 
 import json

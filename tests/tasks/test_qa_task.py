@@ -455,7 +455,7 @@ def test_minilm_learns_squad_slice(tmp_path, minilm_dir):
                  "test_articles": [38, 48], "max_train_examples": 1000, "max_eval_examples": 200,
                  "max_length": 160, "doc_stride": 48},
         "train": {"output_dir": str(tmp_path / "run"), "epochs": 1, "batch_size": 16, "eval_batch_size": 32,
-                  "learning_rate": 3e-4, "mixed_precision": "bf16", "plot": False, "save_every_epoch": False},
+                  "learning_rate": 3e-4, "mixed_precision": "auto", "plot": False, "save_every_epoch": False},
     }
     t0 = time.time()
     run = train(from_dict(raw))
@@ -466,7 +466,8 @@ def test_minilm_learns_squad_slice(tmp_path, minilm_dir):
                                       {q.id: _first_sentence(q.context) for q in questions})
     print(f"MiniLM, 1,000 questions, 1 epoch: EM {scores['exact_match']:.3f} F1 {scores['f1']:.3f}; first-sentence "
           f"baseline EM {baseline['exact_match']:.3f} F1 {baseline['f1']:.3f}; {elapsed:.0f} s")
-    # measured: EM 0.110, F1 0.220 (a first look at the data: answer types are right, spans often not);
+    # measured: EM 0.110, F1 0.220 in bf16 (a CPU with AMX), EM 0.115, F1 0.255 in fp32 (an AVX2 CPU; `auto` picks
+    # the precision per machine): answer types are right, spans often not;
     # baseline EM 0.0, F1 0.1244 (a first sentence is never an exact answer)
     assert (baseline["exact_match"], round(baseline["f1"], 4)) == (0.0, 0.1244)
     assert scores["exact_match"] >= 0.06 and scores["f1"] >= baseline["f1"] + 0.045
