@@ -466,7 +466,7 @@ def test_minilm_learns_squad_slice(tmp_path, minilm_dir):
                                       {q.id: _first_sentence(q.context) for q in questions})
     print(f"MiniLM, 1,000 questions, 1 epoch: EM {scores['exact_match']:.3f} F1 {scores['f1']:.3f}; first-sentence "
           f"baseline EM {baseline['exact_match']:.3f} F1 {baseline['f1']:.3f}; {elapsed:.0f} s")
-    # measured: EM 0.110, F1 0.220 in bf16 (a CPU with AMX), EM 0.115, F1 0.255 in fp32 (an AVX2 CPU; `auto` picks
+    # measured: EM 0.110, F1 0.220 in bf16, EM 0.115, F1 0.255 in fp32 (an AVX2 CPU, where `auto` picks
     # the precision per machine): answer types are right, spans often not;
     # baseline EM 0.0, F1 0.1244 (a first sentence is never an exact answer)
     assert (baseline["exact_match"], round(baseline["f1"], 4)) == (0.0, 0.1244)
