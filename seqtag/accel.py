@@ -19,7 +19,7 @@ def bf16_is_emulated() -> bool:
     """Whether bf16 on this machine's CPU runs without native kernels: an x86 CPU for which torch reports no
     AVX-512 (``torch.backends.cpu.get_cpu_capability()`` is ``AVX2`` or ``DEFAULT``). bf16 matmuls there are
     converted to fp32 and back: a MiniLM training step under bf16 autocast took about 20x an fp32 one on a 2-core
-    AMD EPYC with AVX2 (``python scripts/bench_train.py --configs seqtag-fp32 seqtag-bf16``, docs/benchmarks.md).
+    AMD EPYC with AVX2 (``python scripts/bench_precision.py``, docs/benchmarks.md).
     False with a GPU, and off x86 (where torch names other capabilities)."""
     if torch.cuda.is_available() or platform.machine().lower() not in ("x86_64", "amd64"):
         return False
@@ -68,7 +68,8 @@ def make_accelerator(mixed_precision: str, grad_accum: int = 1):
         raise SeqtagError("train.mixed_precision=fp16 needs a GPU; on CPU use bf16 or no")
     if mixed_precision == "bf16" and bf16_is_emulated():
         log.warning("bf16 on this CPU is emulated (torch reports %s, no AVX-512): it runs many times slower than "
-                    "fp32 (about 20x for a training step on an AVX2 CPU). Use train.mixed_precision=no or auto.",
+                    "fp32 (about 20x for a training step on an AVX2 CPU). Use fp32: train.mixed_precision=no or auto, "
+                    "and seqtag predict without --bf16.",
                     torch.backends.cpu.get_cpu_capability())
     if AcceleratorState._shared_state and PartialState().num_processes == 1:
         # a second run in the same single process (tests, notebooks): accelerate keeps its state in a

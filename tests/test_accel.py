@@ -43,7 +43,8 @@ def test_make_accelerator_warns_for_emulated_bf16(monkeypatch, caplog, capabilit
     messages = [r.getMessage() for r in caplog.records if r.name == "seqtag.accel"]
     if warned:
         assert messages == ["bf16 on this CPU is emulated (torch reports AVX2, no AVX-512): it runs many times slower "
-                            "than fp32 (about 20x for a training step on an AVX2 CPU). Use train.mixed_precision=no or auto."]
+                            "than fp32 (about 20x for a training step on an AVX2 CPU). Use fp32: train.mixed_precision=no or "
+                            "auto, and seqtag predict without --bf16."]
     else:
         assert messages == []
 
