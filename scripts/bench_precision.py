@@ -7,7 +7,7 @@ A training step is what seqtag's loop does under ``train.mixed_precision``: forw
 ``torch.autocast("cpu", dtype=torch.bfloat16)`` (or none), cross-entropy, backward, AdamW step. Prediction is a
 forward pass under ``torch.inference_mode()``. The report names torch's CPU capability
 (``torch.backends.cpu.get_cpu_capability()``): without AVX-512, bf16 has no native kernels on x86 and
-``seqtag.accel.bf16_is_emulated()`` is true, which makes ``seqtag train`` warn.
+``seqtag.modeling.accel.bf16_is_emulated()`` is true, which makes ``seqtag train`` warn.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 import _bench_common as bc
 import torch
 
-from seqtag.accel import bf16_is_emulated, cpu_flags
+from seqtag.modeling.accel import bf16_is_emulated, cpu_flags
 
 
 def step_times(model, batch: dict, labels: torch.Tensor, bf16: bool, train: bool, steps: int) -> list[float]:

@@ -6,12 +6,12 @@ so its peak RSS is its own; prediction times are the median of ``--repeats`` pas
 
 Configurations:
 
-* ``seqtag-tagger``: ``seqtag.predict.load_tagger(run)`` + ``Tagger.tag(word lists)``, batch 64, fp32
+* ``seqtag-tagger``: ``seqtag.inference.predict.load_tagger(run)`` + ``Tagger.tag(word lists)``, batch 64, fp32
 * ``seqtag-tagger-bf16``: the same with bf16 autocast (``seqtag predict --bf16``)
 * ``seqtag-tagger-t1024``: fp32 with ``max_tokens=1024`` (``seqtag predict --max-tokens 1024``; default 4096):
   smaller batches of long sentences, lower peak memory
-* ``seqtag-onnx-fp32``: the run exported with ``seqtag.export.export_run`` (not timed), loaded with
-  ``seqtag.export.load_export`` (ONNX Runtime, CPU, ``--threads`` intra-op threads) into the same ``Tagger``,
+* ``seqtag-onnx-fp32``: the run exported with ``seqtag.inference.onnx.export_run`` (not timed), loaded with
+  ``seqtag.inference.onnx.load_export`` (ONNX Runtime, CPU, ``--threads`` intra-op threads) into the same ``Tagger``,
   batch 64
 * ``seqtag-onnx-int8``: the same with ``quantize="int8"`` (dynamic quantization of the MatMul weights)
 * ``seqtag-cli``: ``seqtag predict RUN --input texts.txt --output out.jsonl`` (raw text, one sentence per
@@ -83,7 +83,7 @@ DEFAULT_RUN = bc.REPO / "runs" / "bench-predict"
 
 def tag_passes(tagger, sentences: list[list[str]], repeats: int) -> dict:
     """Wall and CPU time of ``repeats`` passes of ``tagger.tag`` over ``sentences``, and the entities found."""
-    from seqtag.predict import entities
+    from seqtag.inference.predict import entities
 
     times, cpu = [], []
     for _ in range(repeats):
@@ -105,7 +105,7 @@ def child_tagger(spec: dict, sentences: list[list[str]]) -> dict:
     t = (
         time.perf_counter()
     )  # library imports count: transformers loads its model modules lazily, in the first load
-    from seqtag.predict import load_tagger
+    from seqtag.inference.predict import load_tagger
 
     tagger = load_tagger(spec["run"], batch_size=BATCH, device="cpu", autocast=spec["bf16"],
                          max_tokens=spec.get("max_tokens", 4096))
@@ -117,8 +117,8 @@ def child_onnx(spec: dict, sentences: list[list[str]]) -> dict:
 
     torch.set_num_threads(spec["threads"])
     t = time.perf_counter()
-    from seqtag.export import load_export
-    from seqtag.predict import Tagger
+    from seqtag.inference.onnx import load_export
+    from seqtag.inference.predict import Tagger
 
     exp = load_export(spec["export"], threads=spec["threads"])
     tagger = Tagger(exp.model, exp.tokenizer, exp.labels, exp.scheme, exp.max_length, exp.stride, BATCH)

@@ -9,7 +9,7 @@ own.
 
 Configurations (``--configs``):
 
-* ``seqtag-fp32``: ``seqtag.train.train`` with the shipped CoNLL config in fp32 (length grouping: seqtag's
+* ``seqtag-fp32``: ``seqtag.training.loop.train`` with the shipped CoNLL config in fp32 (length grouping: seqtag's
   default)
 * ``seqtag-bf16``: the same with ``train.mixed_precision=bf16`` (what the shipped ``auto`` picks on a CPU with AMX)
 * ``hf-default``: ``Trainer`` + ``DataCollatorForTokenClassification`` + first-subword labels as
@@ -98,7 +98,7 @@ def _instrument_seqtag(marks: dict, on_step=None, on_loop_end=None, trace=None) 
 
     from torch.profiler import record_function
 
-    import seqtag.train as train_module  # the loop calls the setup_task it imported
+    import seqtag.training.loop as train_module  # the loop calls the setup_task it imported
 
     trace = trace if trace is not None else SimpleNamespace()  # phase and step go nowhere without a trace
 
@@ -144,7 +144,7 @@ def child_seqtag(spec: dict) -> dict:
     import torch
 
     torch.set_num_threads(spec["threads"])
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     marks: dict = {}
     trace = bc.RssTrace()
@@ -492,7 +492,7 @@ def profile(args) -> None:
     from torch.profiler import profile as torch_profile
 
     torch.set_num_threads(args.threads)
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     data = bc.require_data()
     warmup, steps = 3, args.profile_steps
@@ -598,7 +598,7 @@ def tokenisation_cache_times(data: Path, workdir: Path, limit: int | None) -> st
     """seqtag's training-data tokenisation: a cold cache versus a warm one."""
     from seqtag.config import DataConfig, ModelConfig
     from seqtag.data.ner import load_ner_data, tokenize_ner
-    from seqtag.model import load_tokenizer
+    from seqtag.modeling.loading import load_tokenizer
 
     cfg = DataConfig(
         train=str(data / "train.txt"),

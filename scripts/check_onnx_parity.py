@@ -1,6 +1,6 @@
 """Do the ONNX exports of a run find the run's entities? torch fp32, ONNX fp32 and ONNX int8 on one labelled file.
 
-All three tag the same sentences through the same code (``seqtag.predict.Tagger``: windows, batching, merge
+All three tag the same sentences through the same code (``seqtag.inference.predict.Tagger``: windows, batching, merge
 of windows, first-subword rule); only the model differs. For each ONNX model the report counts the sentences
 whose entity set (type, first word, end word) is identical to torch fp32's, names every sentence where it is
 not (line in the file, the words, both entity lists), and gives entity F1 of each model against the file's
@@ -46,7 +46,7 @@ def read_gold(run: Path, path: str, limit: int | None):
     """Sentences of ``path`` (the run's column settings) with tags in the run's training scheme."""
     from seqtag.config import load_config
     from seqtag.data import schemes
-    from seqtag.data.conll import read_sentences
+    from seqtag.data.readers import read_sentences
 
     cfg = load_config(run / "seqtag_config.yaml")
     kw = {} if path.endswith((".json", ".jsonl")) else {"token_column": cfg.data.token_column,
@@ -73,9 +73,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from seqtag.export import load_export
+    from seqtag.inference.onnx import load_export
+    from seqtag.inference.predict import Tagger, load_tagger
     from seqtag.metrics import ner_report
-    from seqtag.predict import Tagger, load_tagger
     from seqtag.runs import require_finished_run
 
     torch.set_num_threads(args.threads)

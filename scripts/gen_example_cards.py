@@ -25,9 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from seqtag.card import render_card  # noqa: E402
 from seqtag.config import from_dict, load_config  # noqa: E402
-from seqtag.train import train  # noqa: E402
+from seqtag.publish.card import render_card  # noqa: E402
+from seqtag.training.loop import train  # noqa: E402
 from tests.tiny import make_tiny_model_dir, sentences, tiny_config, write_conll  # noqa: E402
 
 OUT = REPO / "docs" / "cards"

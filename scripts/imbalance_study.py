@@ -7,7 +7,7 @@ says what they show):
     python scripts/imbalance_study.py --seeds 1                # the curve with one seed first
     python scripts/imbalance_study.py --report-only            # tables and plots from the runs there are
 
-Sets (:mod:`seqtag.imbalance`): the first ``--entity-sentences`` CoNLL-2003 training sentences that hold an
+Sets (:mod:`seqtag.data.imbalance`): the first ``--entity-sentences`` CoNLL-2003 training sentences that hold an
 entity, alone (82.3 % ``O`` at 250) and with entity-free training sentences added until the ``O`` share reaches
 each of ``--levels``. Every run takes ``--steps`` optimizer steps of ``--batch`` sentences whatever the set's
 size (``train.max_steps``, with ``train.eval_every_epoch=false``: dev once, after the last step, whose weights are
@@ -39,11 +39,11 @@ import sys
 from pathlib import Path
 
 from seqtag.config import load_config
-from seqtag.data.conll import read_tagged
-from seqtag.imbalance import imbalance_sets, write_sets
+from seqtag.data.imbalance import imbalance_sets, write_sets
+from seqtag.data.readers import read_tagged
 from seqtag.runs import read_metrics
-from seqtag.sweep import choose_lrs, parse_loss_settings, run_sweep
-from seqtag.sweep_report import mean_std, paired_differences, read_results_csv
+from seqtag.study.report import mean_std, paired_differences, read_results_csv
+from seqtag.study.sweep import choose_lrs, parse_loss_settings, run_sweep
 
 LOSSES = ["cross_entropy", "cross_entropy@decoding=argmax", "focal:gamma=1", "focal:gamma=2",
           "lstar_logodds:k=2", "hard_truncation:threshold=0.5"]  # decoded by Viterbi unless a setting says otherwise

@@ -192,9 +192,9 @@ def _is_main_process() -> bool:
 
 def cmd_train(args) -> int:
     from seqtag.config import load_config
-    from seqtag.hub import check_repo_id, push_run
+    from seqtag.publish.hub import check_repo_id, push_run
     from seqtag.runs import read_metrics
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     cfg = load_config(args.config, args.overrides)
     if cfg.hub.repo_id:
@@ -209,8 +209,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from seqtag.checks import check_config_inputs
     from seqtag.config import dump_config, load_config
+    from seqtag.tasks.checks import check_config_inputs
 
     cfg = load_config(args.config, args.overrides)
     notes = check_config_inputs(cfg)
@@ -238,8 +238,8 @@ def _check_writable(*paths: str | None) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from seqtag.evaluate import evaluate_run
     from seqtag.runs import write_json_atomic, write_text_atomic
+    from seqtag.tasks.evaluate import evaluate_run
 
     _check_writable(args.output, args.predictions)
     result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides, args.decoding,
@@ -274,7 +274,7 @@ def cmd_predict(args) -> int:
         return _predict_qa(run_dir, args)
     if args.question or args.context:
         raise SeqtagError(f"{run_dir} is an NER run; --question/--context are for QA runs. Use --text or --input")
-    from seqtag.predict import load_onnx_tagger, load_tagger, read_records, split_words
+    from seqtag.inference.predict import load_onnx_tagger, load_tagger, read_records, split_words
 
     if args.text is None and not args.input:
         raise SeqtagError("give --text TEXT or --input FILE (see seqtag predict --help)")
@@ -290,14 +290,14 @@ def cmd_predict(args) -> int:
         records = [{"text": args.text, "words": words, "offsets": offsets}]
     else:
         records = read_records(args.input, args.input_format, tagger.tokenizer, args.encoding)
-    from seqtag.predict import format_record, predict_stream
+    from seqtag.inference.predict import format_record, predict_stream
 
     return _write_lines(args.output, (format_record(rec, args.output_format) for rec in predict_stream(tagger, records)))
 
 
 def _backend(path: str, backend: str | None) -> str:
     """The backend for ``path``: ``backend`` if given and possible, else onnx for an export, torch for a run."""
-    from seqtag.export import is_export_dir, read_export_info
+    from seqtag.inference.onnx import is_export_dir, read_export_info
 
     exported = is_export_dir(path)
     backend = backend or ("onnx" if exported else "torch")
@@ -311,7 +311,7 @@ def _backend(path: str, backend: str | None) -> str:
 
 
 def cmd_export(args) -> int:
-    from seqtag.export import export_run
+    from seqtag.inference.onnx import export_run
 
     print(f"wrote {export_run(args.run_dir, args.output, fmt=args.format, quantize=args.quantize)}")
     return 0
@@ -320,10 +320,10 @@ def cmd_export(args) -> int:
 def _predict_qa(run_dir: Path, args) -> int:
     """``seqtag predict`` for a QA run: ``--question/--context`` prints one JSON answer; ``--input`` JSONL of
     ``{id?, question, context}`` gives one JSON line per record."""
-    from seqtag.accel import make_accelerator
     from seqtag.data.squad import read_question_records
-    from seqtag.inference import load_finished_run
-    from seqtag.predict import chunks
+    from seqtag.inference.engine import load_finished_run
+    from seqtag.inference.predict import chunks
+    from seqtag.modeling.accel import make_accelerator
     from seqtag.tasks.qa import answer_questions
 
     if args.text is not None:
@@ -362,7 +362,7 @@ def _prediction_accelerator(bf16: bool):
     None in a single process."""
     if int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return None
-    from seqtag.accel import make_accelerator
+    from seqtag.modeling.accel import make_accelerator
 
     return make_accelerator("bf16" if bf16 else "no")
 
@@ -395,8 +395,8 @@ def _write_lines(output: str | None, lines) -> int:
 
 
 def cmd_stats(args) -> int:
-    from seqtag.data.conll import read_tagged
-    from seqtag.stats import format_stats, label_stats, loss_advice
+    from seqtag.data.readers import read_tagged
+    from seqtag.data.stats import format_stats, label_stats, loss_advice
 
     sents = read_tagged(args.file, token_column=args.token_column, tag_column=args.tag_column, encoding=args.encoding)
     stats = label_stats([s.tags for s in sents])
@@ -408,7 +408,7 @@ def cmd_stats(args) -> int:
 
 
 def cmd_push(args) -> int:
-    from seqtag.hub import push_run
+    from seqtag.publish.hub import push_run
 
     url = push_run(args.run_dir, args.repo_id, private=args.private, revision=args.revision,
                    commit_message=args.commit_message)
@@ -417,8 +417,8 @@ def cmd_push(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from seqtag.sweep import parse_loss_settings, run_sweep
-    from seqtag.sweep_report import read_results_csv
+    from seqtag.study.report import read_results_csv
+    from seqtag.study.sweep import parse_loss_settings, run_sweep
 
     recorded = None
     if args.recorded:

@@ -38,7 +38,7 @@ def family_dir(tmp_path_factory) -> FamilyDirs:
 def family_tokenizer(family_dir):
     """``family_tokenizer("roberta")``: the family's tokenizer as seqtag loads it (options set), loaded once."""
     from seqtag.config import ModelConfig
-    from seqtag.model import load_tokenizer
+    from seqtag.modeling.loading import load_tokenizer
 
     loaded = {}
 

@@ -112,7 +112,7 @@ def config(task: str = "ner", license: str | None = "apache-2.0") -> Config:
 
 
 def run_info(cfg: Config, status: str = "finished") -> RunInfo:
-    """``run_info.json`` as :func:`seqtag.train.write_info` and the tasks fill it in for ``cfg``."""
+    """``run_info.json`` as :func:`seqtag.training.loop.write_info` and the tasks fill it in for ``cfg``."""
     ner = cfg.task == "ner"
     if ner:
         windows = {"train": WindowCounts(14041, 3, 14045), "dev": WindowCounts(3250, 1, 3251),

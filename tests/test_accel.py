@@ -1,4 +1,4 @@
-"""Tests for seqtag.accel: the warning for bf16 on a CPU that has no native bf16 kernels."""
+"""Tests for seqtag.modeling.accel: the warning for bf16 on a CPU that has no native bf16 kernels."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from seqtag import accel
+from seqtag.modeling import accel
 
 
 class FakeAccelerator:
@@ -37,10 +37,10 @@ def test_bf16_is_emulated_on_x86_without_avx512(monkeypatch, machine, capability
 def test_make_accelerator_warns_for_emulated_bf16(monkeypatch, caplog, capability, precision, warned):
     monkeypatch.setattr(accel.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
-    with caplog.at_level(logging.WARNING, logger="seqtag.accel"):
+    with caplog.at_level(logging.WARNING, logger="seqtag.modeling.accel"):
         accelerator = accel.make_accelerator(precision)
     assert accelerator.mixed_precision == precision
-    messages = [r.getMessage() for r in caplog.records if r.name == "seqtag.accel"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "seqtag.modeling.accel"]
     if warned:
         assert messages == ["bf16 on this CPU is emulated (torch reports AVX2, no AVX-512): it runs many times slower "
                             "than fp32 (about 20x for a training step on an AVX2 CPU). Use fp32: train.mixed_precision=no or "

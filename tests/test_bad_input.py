@@ -56,7 +56,7 @@ def base(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def finished_run(base):
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     root, cfg = base
     cfg = copy.deepcopy(cfg)
@@ -406,7 +406,7 @@ def test_bad_data_through_a_subprocess_has_no_traceback(base, tmp_path):
 
 @pytest.fixture(scope="module")
 def tagger(finished_run):
-    from seqtag.predict import load_tagger
+    from seqtag.inference.predict import load_tagger
 
     return load_tagger(finished_run, batch_size=16)
 
@@ -419,7 +419,7 @@ def test_predicted_conll_reads_back_as_the_same_sentences(tagger, tmp_path, line
     """Text in, CoNLL out, read_conll back: the same words and tags as the JSONL records say, sentence by sentence."""
     import io
 
-    from seqtag.predict import format_record, predict_stream, read_records
+    from seqtag.inference.predict import format_record, predict_stream, read_records
 
     src = tmp_path / "in.txt"
     src.write_bytes("\n".join(line.replace("\r", " ").replace("\n", " ") for line in lines).encode() + b"\n")

@@ -1,4 +1,4 @@
-"""seqtag.card: the README.md rendered from a run directory. Every number is checked against metrics.json.
+"""seqtag.publish.card: the README.md rendered from a run directory. Every number is checked against metrics.json.
 
 Most tests render the card of a fake run (tests/fake_run.py, written through the same record types training
 uses); the ``real_run`` tests render the card of a real tiny training run, whose train and dev files each hold a
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from seqtag.card import render_card
-from seqtag.card_facts import aggregation_strategy, is_hub_id, loss_doc
 from seqtag.config import DataConfig, dump_config, from_dict, load_config, to_dict
 from seqtag.losses import LOSSES
+from seqtag.publish.card import render_card
+from seqtag.publish.card_facts import aggregation_strategy, is_hub_id, loss_doc
 from seqtag.runs import read_metrics, read_run_info
 from tests.fake_run import make_run
 from tests.fake_run import split_front_matter as front_matter
@@ -66,7 +66,7 @@ def long_sentence(n: int) -> list[tuple[str, str]]:
 def real_run(tmp_path_factory) -> Path:
     """A real tiny NER run (data.max_length 32: 30 word pieces per window): train and dev each hold one
     45-word sentence, so both splits have a windowed sentence; the test split has none."""
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     tmp = tmp_path_factory.mktemp("card_real")
     raw = tiny_config(tmp, train={"epochs": 1, "plot": True})

@@ -1,4 +1,4 @@
-"""seqtag.checks: what a config names is checked before training (files, model directory, position limit, loss
+"""seqtag.tasks.checks: what a config names is checked before training (files, model directory, position limit, loss
 values per label), and ``seqtag validate`` reports it."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 import pytest
 import yaml
 
-from seqtag import checks
-from seqtag.checks import check_config_inputs, check_loss_for_labels, model_position_limit
 from seqtag.config import LossConfig, ModelConfig, apply_overrides, from_dict
 from seqtag.errors import ConfigError, DataError
+from seqtag.tasks import checks
+from seqtag.tasks.checks import check_config_inputs, check_loss_for_labels, model_position_limit
 from tests.cli_subprocess import listing, run_seqtag, user_error
 
 TRAIN = "Peter B-PER\nlives O\nin O\nParis B-LOC\n\nAnna B-PER\nSmith I-PER\n"

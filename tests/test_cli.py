@@ -101,10 +101,10 @@ def test_text_and_input_together_are_refused(tiny_run, tmp_path, capsys):
 
 
 def test_outputs_into_a_missing_directory_fail_before_the_work(tiny_run, tmp_path, capsys, monkeypatch):
-    import seqtag.evaluate
+    import seqtag.tasks.evaluate
 
     run, tmp = tiny_run
-    monkeypatch.setattr(seqtag.evaluate, "evaluate_run", lambda *a, **k: pytest.fail("evaluated anyway"))
+    monkeypatch.setattr(seqtag.tasks.evaluate, "evaluate_run", lambda *a, **k: pytest.fail("evaluated anyway"))
     for flag in ("--output", "--predictions"):
         assert main(["evaluate", str(run), "--data", str(tmp / "dev.txt"), flag, str(tmp_path / "no" / "m.json")]) == 2
         assert "does not exist" in capsys.readouterr().err

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from seqtag.config import (
-    _SECTIONS,
     RANGES,
+    SECTIONS,
     apply_overrides,
     check_repo_id,
     dump_config,
@@ -148,7 +148,7 @@ def _is_numeric(tp) -> bool:
 
 
 def test_every_numeric_config_key_has_a_range():
-    numeric = {f"{section}.{f.name}" for section, cls in _SECTIONS.items()
+    numeric = {f"{section}.{f.name}" for section, cls in SECTIONS.items()
                for f in dataclasses.fields(cls) if _is_numeric(typing.get_type_hints(cls)[f.name])}
     assert {"data.max_train_examples", "train.max_steps", "train.seed", "data.train_articles"} <= numeric
     assert numeric == set(RANGES), "add the new key to seqtag.config.RANGES"

@@ -1,23 +1,23 @@
-"""docs/config.md is generated from the config dataclasses: it must be what seqtag.config_reference writes."""
+"""docs/config.md is generated from the config dataclasses: it must be what seqtag.config.reference writes."""
 
 import dataclasses
 
-from seqtag import config_reference
-from seqtag.config import _SECTIONS, RANGES, Config
-from seqtag.config_reference import DOC, field_comments
-from seqtag.config_reference import config_reference as reference
+from seqtag.config import RANGES, SECTIONS, Config
+from seqtag.config import reference as config_reference
+from seqtag.config.reference import DOC, field_comments
+from seqtag.config.reference import config_reference as reference
 
 
 def test_docs_config_md_is_up_to_date():
-    assert DOC.read_text(encoding="utf-8") == reference(), "run: python -m seqtag.config_reference"
+    assert DOC.read_text(encoding="utf-8") == reference(), "run: python -m seqtag.config.reference"
 
 
 def test_every_key_has_a_meaning_and_appears_once():
     text = reference()
-    for prefix, cls in [("", Config), *((f"{s}.", c) for s, c in _SECTIONS.items() if s != "loss")]:
+    for prefix, cls in [("", Config), *((f"{s}.", c) for s, c in SECTIONS.items() if s != "loss")]:
         comments = field_comments(cls)
         for f in dataclasses.fields(cls):
-            if prefix == "" and f.name in _SECTIONS:
+            if prefix == "" and f.name in SECTIONS:
                 continue
             assert comments[f.name], f"{prefix}{f.name} needs a trailing comment in seqtag/config.py"
             assert text.count(f"| `{prefix}{f.name}` |") == 1

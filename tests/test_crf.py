@@ -1,4 +1,4 @@
-"""Tests for seqtag.crf: exact likelihood against brute force, masks, bf16, constraints, learning, windows, the file."""
+"""Tests for seqtag.modeling.crf: exact likelihood against brute force, masks, bf16, constraints, learning, windows, the file."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from seqtag.crf import (
+from seqtag.data.align import merge_windows, plan_windows, window_owners
+from seqtag.data.schemes import find_problems, labels_for
+from seqtag.errors import DataError, SeqtagError
+from seqtag.modeling.crf import (
     CRF,
     TRANSITIONS_FILE,
     chain_bounds,
@@ -20,10 +23,7 @@ from seqtag.crf import (
     save_transitions,
     viterbi_from_file,
 )
-from seqtag.data.align import merge_windows, plan_windows, window_owners
-from seqtag.data.schemes import find_problems, labels_for
-from seqtag.decoding import pad_rows, transition_constraints, viterbi
-from seqtag.errors import DataError, SeqtagError
+from seqtag.modeling.decoding import pad_rows, transition_constraints, viterbi
 
 IOBES_LABELS = labels_for(["A"], "IOBES")  # O B-A I-A E-A S-A
 

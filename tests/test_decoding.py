@@ -1,4 +1,4 @@
-"""Tests for seqtag.decoding: scheme constraints, Viterbi against brute force, constrained decoding."""
+"""Tests for seqtag.modeling.decoding: scheme constraints, Viterbi against brute force, constrained decoding."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seqtag.data.schemes import SCHEMES, find_problems, labels_for
-from seqtag.decoding import constrained_decode, mask_lengths, pad_rows, transition_constraints, viterbi
 from seqtag.errors import DataError
+from seqtag.modeling.decoding import (
+    constrained_decode,
+    mask_lengths,
+    pad_rows,
+    transition_constraints,
+    viterbi,
+)
 
 NEG_INF = -math.inf
 

@@ -135,7 +135,7 @@ def test_crf_head_two_processes_match_one_process(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from seqtag.crf import TRANSITIONS_FILE, load_transitions
+    from seqtag.modeling.crf import TRANSITIONS_FILE, load_transitions
 
     make_tiny_model_dir(tmp_path / "model", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     cfg = tiny_config(tmp_path, n_dev=0, n_test=0, model={"head": "crf"},

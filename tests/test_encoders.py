@@ -1,4 +1,4 @@
-"""seqtag.encoders (through seqtag.model's loaders): the tokenizer options each family needs are set and saved
+"""seqtag.modeling.encoders (through seqtag.modeling.loading's loaders): the tokenizer options each family needs are set and saved
 with the run; slow-only tokenizers and model types without the task's head are refused before anything is
 written."""
 
@@ -9,10 +9,10 @@ import shutil
 import pytest
 
 from seqtag.config import ModelConfig, from_dict
-from seqtag.encoders import backend_state, word_level_problems
 from seqtag.errors import SeqtagError
-from seqtag.model import load_model, load_tokenizer
-from seqtag.train import train
+from seqtag.modeling.encoders import backend_state, word_level_problems
+from seqtag.modeling.loading import load_model, load_tokenizer
+from seqtag.training.loop import train
 from tests.families import FAMILIES, family_config
 
 NEEDS_PREFIX_SPACE = {"roberta", "modernbert"}  # byte-level BPE as shipped: add_prefix_space=false

@@ -1,4 +1,4 @@
-"""seqtag.export: the ONNX graph computes the run's logits on any batch and length, prediction through it finds
+"""seqtag.inference.onnx: the ONNX graph computes the run's logits on any batch and length, prediction through it finds
 the same entities, int8 mostly agrees, and bad input fails before anything is left on disk."""
 
 import json
@@ -8,7 +8,7 @@ import torch
 
 from seqtag.config import from_dict
 from seqtag.errors import ExportError, SeqtagError
-from seqtag.export import (
+from seqtag.inference.onnx import (
     CRF_FILE,
     EXPORT_INFO_FILE,
     ONNX_FILE,
@@ -18,7 +18,7 @@ from seqtag.export import (
     load_export,
     read_export_info,
 )
-from seqtag.predict import Tagger, entities, load_tagger
+from seqtag.inference.predict import Tagger, entities, load_tagger
 from tests.fake_run import make_run
 from tests.tiny import sentences, tiny_config
 
@@ -30,7 +30,7 @@ CRF_BYTES = b"stand-in for a CRF head's transition scores"
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny BERT NER run trained until it tags entities (as in test_predict), with a CRF transitions file."""
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     tmp = tmp_path_factory.mktemp("export")
     run = train(from_dict(tiny_config(tmp, n_train=64, train={"epochs": 4, "batch_size": 8, "learning_rate": 3e-3})))
@@ -182,13 +182,13 @@ def test_unknown_format_or_quantization_is_refused(tmp_path, kwargs, match):
 
 @pytest.mark.parametrize("failure", [RuntimeError("exporter crashed"), KeyboardInterrupt()])
 def test_a_failure_while_exporting_leaves_nothing(tmp_path, monkeypatch, failure):
-    import seqtag.export
+    import seqtag.inference.onnx
 
     def half_written(model, path):
         path.write_bytes(b"half a graph")
         raise failure
 
-    monkeypatch.setattr(seqtag.export, "_export_onnx", half_written)
+    monkeypatch.setattr(seqtag.inference.onnx, "_export_onnx", half_written)
     with pytest.raises(type(failure)):
         export_run(make_run(tmp_path, junk=False), tmp_path / "out")
     _assert_nothing_left(tmp_path, "out")
@@ -212,7 +212,7 @@ def test_cli_exports_predicts_and_evaluates_like_the_torch_run(tmp_path, capsys)
     tags and scores as the run itself (fp32), the backend chosen by the path; the wrong backend for a path is a
     clear error."""
     from seqtag.cli import main
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     raw = tiny_config(tmp_path, n_train=64, model={"head": "crf"}, predict={"decoding": "viterbi"},
                       train={"epochs": 3, "batch_size": 8, "learning_rate": 3e-3})

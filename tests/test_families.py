@@ -8,7 +8,7 @@ import pytest
 
 from seqtag.cli import main
 from seqtag.config import from_dict
-from seqtag.train import train
+from seqtag.training.loop import train
 from tests.families import FAMILIES, chinese_sentences, family_config
 from tests.tiny import sentences, write_conll
 

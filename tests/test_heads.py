@@ -1,4 +1,4 @@
-"""The CRF head end to end on a tiny BERT: it trains through seqtag.train.train, the run directory holds a plain
+"""The CRF head end to end on a tiny BERT: it trains through seqtag.training.loop.train, the run directory holds a plain
 encoder and the transitions file, and `seqtag evaluate` / `seqtag predict` reproduce training's scores exactly,
 long sentences (several windows) decoded whole."""
 
@@ -11,14 +11,14 @@ import torch
 
 from seqtag.cli import main
 from seqtag.config import from_dict
-from seqtag.crf import TRANSITIONS_FILE, load_transitions, save_transitions, viterbi_from_file
 from seqtag.data.align import encode_sentences
 from seqtag.data.schemes import find_problems
 from seqtag.errors import DataError
-from seqtag.heads import CRFTagger, crf_of, load_crf_tagger, new_crf_tagger
-from seqtag.inference import load_finished_run, word_logits
-from seqtag.predict import load_tagger
-from seqtag.train import param_groups, train
+from seqtag.inference.engine import load_finished_run, word_logits
+from seqtag.inference.predict import load_tagger
+from seqtag.modeling.crf import TRANSITIONS_FILE, load_transitions, save_transitions, viterbi_from_file
+from seqtag.modeling.heads import CRFTagger, crf_of, load_crf_tagger, new_crf_tagger
+from seqtag.training.loop import param_groups, train
 from tests.tiny import sentences, tiny_config, write_config, write_conll
 
 
@@ -129,7 +129,7 @@ def test_a_sentence_longer_than_a_window_is_decoded_whole(crf_run):
 
 def test_the_model_cards_plain_pytorch_decoding_equals_seqtags(crf_run):
     """What a model card tells transformers users: the plain encoder's logits at first subwords, then Viterbi
-    with the transitions file (seqtag.crf.viterbi_from_file), give seqtag's Viterbi tags."""
+    with the transitions file (seqtag.modeling.crf.viterbi_from_file), give seqtag's Viterbi tags."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     _, run = crf_run
@@ -178,7 +178,7 @@ def test_the_card_of_a_crf_run_says_what_pipeline_does_and_its_code_decodes_like
     import sys
     import types
 
-    from seqtag.card import render_card
+    from seqtag.publish.card import render_card
 
     _, run = crf_run
     card = render_card(run, repo_id="alice/tiny-crf")

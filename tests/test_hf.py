@@ -1,4 +1,4 @@
-"""Tests for seqtag.hf: registry losses in the real ``transformers.Trainer`` on tiny random BERTs (CPU, offline).
+"""Tests for seqtag.losses.trainer: registry losses in the real ``transformers.Trainer`` on tiny random BERTs (CPU, offline).
 
 Every logged training loss of ``trainer_loss("cross_entropy")`` is compared with the Trainer's own loss, in two runs
 from identical seeds, with gradient accumulation 1 and 4 and batches mixing 2-word and 50-word sentences.
@@ -13,8 +13,8 @@ import torch
 
 from seqtag.constants import IGNORE_INDEX
 from seqtag.errors import LossConfigError
-from seqtag.hf import trainer_loss
 from seqtag.losses import LOSSES
+from seqtag.losses.trainer import trainer_loss
 from tests.tiny import make_tiny_model_dir
 
 transformers = pytest.importorskip("transformers")

@@ -1,4 +1,4 @@
-"""seqtag.hub: pushing a finished run to a Hub-compatible server (tests/hub_server.py) with the real client.
+"""seqtag.publish.hub: pushing a finished run to a Hub-compatible server (tests/hub_server.py) with the real client.
 
 In-process tests point ``huggingface_hub.constants.ENDPOINT`` (what ``HF_ENDPOINT`` sets at import) at the fake
 server. The round trip runs ``python -m seqtag push`` and ``from_pretrained("ns/name")`` in subprocesses with
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from seqtag.card import render_card
 from seqtag.errors import SeqtagError
-from seqtag.hub import NO_TOKEN, files_to_upload, push_run, resolve_token
+from seqtag.publish.card import render_card
+from seqtag.publish.hub import NO_TOKEN, files_to_upload, push_run, resolve_token
 from tests.fake_run import SENTENCE, make_run, split_front_matter
 from tests.hub_server import FakeHub
 
@@ -285,7 +285,7 @@ def test_round_trip_through_the_server(tmp_path):
         if _cli_has_push():
             push = [sys.executable, "-m", "seqtag", "push", str(run), "--repo-id", "alice/conll-focal"]
         else:
-            push = [sys.executable, "-c", f"from seqtag.hub import push_run; print(push_run({str(run)!r}, "
+            push = [sys.executable, "-c", f"from seqtag.publish.hub import push_run; print(push_run({str(run)!r}, "
                                           "'alice/conll-focal'))"]
         done = subprocess.run(push, env=_env(server, tmp_path / "hf_push", ALICE), capture_output=True, text=True,
                               timeout=120)
@@ -329,7 +329,7 @@ def test_round_trip_through_the_server(tmp_path):
 
 
 def test_a_crf_run_uploads_its_transitions_and_needs_them(tmp_path):
-    from seqtag.crf import CRF, TRANSITIONS_FILE, save_transitions
+    from seqtag.modeling.crf import CRF, TRANSITIONS_FILE, save_transitions
     from tests.fake_run import NER_LABELS
 
     run = make_run(tmp_path, name="crf", junk=False)

@@ -1,4 +1,4 @@
-"""The imbalance sets (seqtag.imbalance) and the study script that trains on them (scripts/imbalance_study.py)."""
+"""The imbalance sets (seqtag.data.imbalance) and the study script that trains on them (scripts/imbalance_study.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from seqtag.data.conll import Sentence, read_tagged
+from seqtag.data.imbalance import imbalance_sets, write_sets
+from seqtag.data.readers import read_tagged
+from seqtag.data.sentence import Sentence
 from seqtag.errors import DataError
-from seqtag.imbalance import imbalance_sets, write_sets
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,17 +15,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "seqtag"
 
 # low to high: what a layer may import is at its level or below
 LAYERS = [
-    ["seqtag", "seqtag.constants", "seqtag.errors", "seqtag.paths", "seqtag.data.bundled", "seqtag.encoders"],
-    ["seqtag.losses", "seqtag.runs", "seqtag.metrics", "seqtag.data.schemes", "seqtag.decoding", "seqtag.crf"],
+    ["seqtag", "seqtag.constants", "seqtag.errors", "seqtag.paths", "seqtag.data.bundled", "seqtag.modeling.encoders"],
+    ["seqtag.losses", "seqtag.runs", "seqtag.metrics", "seqtag.data.schemes", "seqtag.modeling.decoding", "seqtag.modeling.crf"],
     ["seqtag.config"],
     ["seqtag.data", "seqtag.data.conll", "seqtag.data.squad", "seqtag.data.align", "seqtag.data.batching",
-     "seqtag.data.ner", "seqtag.data.qa_windows", "seqtag.stats", "seqtag.plots", "seqtag.data.files",
-     "seqtag.data.hub_datasets", "seqtag.data.words", "seqtag.imbalance"],
-    ["seqtag.model", "seqtag.accel", "seqtag.checks", "seqtag.config_reference", "seqtag.export", "seqtag.heads"],
-    ["seqtag.inference"],
-    ["seqtag.tasks.common", "seqtag.tasks.ner", "seqtag.tasks.qa", "seqtag.tasks", "seqtag.predict"],
-    ["seqtag.train", "seqtag.evaluate"],
-    ["seqtag.card_facts", "seqtag.card", "seqtag.hub", "seqtag.sweep_report", "seqtag.sweep", "seqtag.hf"],
+     "seqtag.data.ner", "seqtag.data.qa_windows", "seqtag.data.stats", "seqtag.training.plots", "seqtag.data.files",
+     "seqtag.data.hub_datasets", "seqtag.data.words", "seqtag.data.imbalance"],
+    ["seqtag.modeling.loading", "seqtag.modeling.accel", "seqtag.tasks.checks", "seqtag.config.reference", "seqtag.inference.onnx", "seqtag.modeling.heads"],
+    ["seqtag.inference.engine"],
+    ["seqtag.tasks.common", "seqtag.tasks.ner", "seqtag.tasks.qa", "seqtag.tasks", "seqtag.inference.predict"],
+    ["seqtag.training.loop", "seqtag.tasks.evaluate"],
+    ["seqtag.publish.card_facts", "seqtag.publish.card", "seqtag.publish.hub", "seqtag.study.report", "seqtag.study.sweep", "seqtag.losses.trainer"],
     ["seqtag.cli", "seqtag.__main__"],
 ]
 LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}
@@ -124,8 +124,8 @@ def test_seqtag_imports_sit_at_the_top():
 def test_the_checker_sees_a_deferred_cycle(tmp_path):
     """The two checks fail on what they are for: a cycle through an import inside a function."""
     a = tmp_path / "a.py"
-    a.write_text("def f():\n    from seqtag.train import train\n")
-    assert seqtag_imports(a, {"seqtag.train"}) == [("seqtag.train", 2, False)]
+    a.write_text("def f():\n    from seqtag.training.loop import train\n")
+    assert seqtag_imports(a, {"seqtag.training.loop"}) == [("seqtag.training.loop", 2, False)]
     edges = graph()
-    edges["seqtag.runs"] = edges["seqtag.runs"] | {"seqtag.train"}
+    edges["seqtag.runs"] = edges["seqtag.runs"] | {"seqtag.training.loop"}
     assert find_cycle(edges) is not None

@@ -1,4 +1,4 @@
-"""seqtag.inference: batches bounded by a token budget; windows' logits gathered once each; decoding word scores."""
+"""seqtag.inference.engine: batches bounded by a token budget; windows' logits gathered once each; decoding word scores."""
 
 import numpy as np
 import pytest
@@ -6,10 +6,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seqtag.crf import CRF
 from seqtag.data.schemes import SCHEMES, find_problems, labels_for
-from seqtag.decoding import transition_constraints
-from seqtag.inference import argmax_decode, count_invalid, decode_words, softmax, token_budget_batches
+from seqtag.inference.engine import argmax_decode, count_invalid, decode_words, softmax, token_budget_batches
+from seqtag.modeling.crf import CRF
+from seqtag.modeling.decoding import transition_constraints
 
 
 @settings(max_examples=200, deadline=None)

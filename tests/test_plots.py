@@ -1,4 +1,4 @@
-"""seqtag.plots: the training-curves figure from a history file."""
+"""seqtag.training.plots: the training-curves figure from a history file."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from seqtag.plots import loss_label, plot_history, read_history, training_figure
+from seqtag.training.plots import loss_label, plot_history, read_history, training_figure
 
 
 @pytest.fixture

@@ -1,17 +1,17 @@
-"""seqtag.predict: predictions that do not depend on how they are batched."""
+"""seqtag.inference.predict: predictions that do not depend on how they are batched."""
 
 import json
 
 import pytest
 
 from seqtag.config import from_dict
-from seqtag.predict import load_tagger
+from seqtag.inference.predict import load_tagger
 from tests.tiny import sentences, tiny_config
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     tmp = tmp_path_factory.mktemp("predict")
     return train(from_dict(tiny_config(tmp, n_train=64, train={"epochs": 4, "batch_size": 8, "learning_rate": 3e-3})))
@@ -32,7 +32,7 @@ def test_predictions_do_not_depend_on_batching(run):
 @pytest.fixture(scope="module")
 def undertrained(tmp_path_factory):
     """A softmax run stopped early (one epoch of 24 sentences): its argmax tags many sentences invalidly."""
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     tmp = tmp_path_factory.mktemp("under")
     return train(from_dict(tiny_config(tmp, train={"epochs": 1, "batch_size": 8, "learning_rate": 1e-3})))
@@ -40,7 +40,7 @@ def undertrained(tmp_path_factory):
 
 def test_viterbi_on_a_softmax_run_never_outputs_an_invalid_sequence(undertrained):
     from seqtag.data.schemes import find_problems
-    from seqtag.inference import count_invalid
+    from seqtag.inference.engine import count_invalid
 
     sents = [[w for w, _ in s] for s in sentences(40, seed=7)]
     sents.append(sents[0] * 9)  # several windows
@@ -58,7 +58,7 @@ def test_a_run_keeps_the_decoding_its_record_names(undertrained, tmp_path):
     says argmax, and loading it keeps argmax (its scores' decoding), unless the caller asks for another."""
     import shutil
 
-    from seqtag.inference import load_finished_run
+    from seqtag.inference.engine import load_finished_run
 
     old = tmp_path / "old"
     shutil.copytree(undertrained, old)

@@ -25,7 +25,7 @@ import pytest
 
 from seqtag import runs
 from seqtag.cli import main
-from seqtag.crf import TRANSITIONS_FILE, load_transitions
+from seqtag.modeling.crf import TRANSITIONS_FILE, load_transitions
 from tests.tiny import tiny_config, write_config
 
 REPO = Path(__file__).resolve().parents[1]

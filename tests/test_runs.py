@@ -64,7 +64,7 @@ def test_the_lock_is_exclusive_names_its_holder_and_never_goes_stale(tmp_path):
 
 
 def test_training_into_a_directory_in_use_is_refused(tmp_path):
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     cfg = from_dict(tiny_config(tmp_path, train={"epochs": 1}))
     run_dir = tmp_path / "run"
@@ -90,7 +90,7 @@ def test_a_running_run_is_not_offered_for_resuming_while_it_trains(tmp_path):
 
 def test_a_run_failing_before_its_first_step_leaves_nothing(tmp_path, monkeypatch):
     import seqtag.tasks.ner as ner
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     def broken(*args):
         raise RuntimeError("boom")

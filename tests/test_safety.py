@@ -63,7 +63,7 @@ def test_allow_pickle_loads_the_pickled_weights(pickle_only_model):
     import torch
     from transformers import AutoModelForTokenClassification
 
-    from seqtag.model import load_model
+    from seqtag.modeling.loading import load_model
 
     expected = torch.load(pickle_only_model / "pytorch_model.bin", weights_only=True)
     model = load_model(ModelConfig(str(pickle_only_model), allow_pickle=True), AutoModelForTokenClassification,
@@ -118,7 +118,7 @@ def test_remote_code_runs_only_with_trust_remote_code(tmp_path):
     d, marker = model_with_remote_code(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO), "HF_MODULES_CACHE": str(tmp_path / "mods")}
     code = ("import sys; from transformers import AutoModelForTokenClassification; from seqtag.config import "
-            "ModelConfig; from seqtag.model import load_model; load_model(ModelConfig(sys.argv[1], "
+            "ModelConfig; from seqtag.modeling.loading import load_model; load_model(ModelConfig(sys.argv[1], "
             "trust_remote_code=True), AutoModelForTokenClassification, num_labels=3)")
     subprocess.run([sys.executable, "-c", code, str(d)], env=env, capture_output=True, timeout=120)
     assert marker.read_text() == "ran"

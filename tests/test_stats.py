@@ -1,4 +1,4 @@
-"""Tests for seqtag.stats: a hand-counted set, the class-weight formula vs scikit-learn (and the sweep's use of it),
+"""Tests for seqtag.data.stats: a hand-counted set, the class-weight formula vs scikit-learn (and the sweep's use of it),
 and WNUT-17 train against the counts in its SOURCE.md. Span decoding is tested in tests/data/test_schemes.py."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from seqtag.data.stats import format_stats, inverse_frequency_weights, label_stats
 from seqtag.errors import DataError
-from seqtag.stats import format_stats, inverse_frequency_weights, label_stats
 from tests.shared import shared_file
 
 HAND = [
@@ -96,7 +96,7 @@ def test_sweep_class_weights_come_from_stats(tmp_path):
     """seqtag sweep's weight=inverse_frequency: the same formula, over the training label set in label-id order."""
     import yaml
 
-    from seqtag.sweep import _inverse_frequency_weights
+    from seqtag.study.sweep import _inverse_frequency_weights
 
     (tmp_path / "train.txt").write_text("a B-PER\nb O\nc O\n\nd B-LOC\ne I-LOC\nf O\ng O\n")
     cfg = tmp_path / "c.yaml"
@@ -205,7 +205,7 @@ def test_stats_command_bad_input_and_its_fixes(tmp_path, capsys, monkeypatch):
                                          (0.925, "try loss.name=lstar_logodds"), (0.9449, "lies between 90 %"), (0.9496, "try loss.name=focal"),
                                          (0.99, "train longer too")])
 def test_loss_advice_follows_the_measured_shares(share, says):
-    from seqtag.stats import loss_advice
+    from seqtag.data.stats import loss_advice
 
     text = loss_advice(share)
     assert says in text and f"{100 * share:.1f} % O" in text
@@ -231,7 +231,7 @@ def test_the_advice_quotes_the_committed_imbalance_results():
     import csv
     import statistics
 
-    from seqtag.stats import MEASURED_DELTAS, MEASURED_O_SHARES
+    from seqtag.data.stats import MEASURED_DELTAS, MEASURED_O_SHARES
 
     rows = list(csv.DictReader(open(Path(__file__).parents[1] / "docs/study/imbalance/results.csv")))
     f1 = {(r["level"], r["setting"], r["seed"]): 100 * float(r["test_f1"]) for r in rows if float(r["lr"]) == 2e-4}

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from seqtag.errors import ConfigError, LossConfigError
-from seqtag.sweep import LossSetting, choose_lrs, parse_loss_settings, run_name
+from seqtag.study.sweep import LossSetting, choose_lrs, parse_loss_settings, run_name
 
 
 def test_parse_settings_and_labels():
@@ -57,7 +57,7 @@ def test_best_lr_per_setting():
 def test_a_real_sweep_runs_resumes_and_survives_a_failed_run(tmp_path, capsys):
     """Tiny runs in subprocesses: 2 settings x 2 learning rates (seed 1), then seed 2 at each best rate; a setting
     whose alpha list has the wrong length fails at its first step, is reported, and the sweep goes on."""
-    from seqtag.sweep import run_sweep
+    from seqtag.study.sweep import run_sweep
     from tests.tiny import tiny_config, write_config
 
     cfg = write_config(tmp_path / "c.yaml", tiny_config(tmp_path, train={"epochs": 1}))
@@ -93,8 +93,8 @@ def test_a_sweep_over_heads_and_decodings_counts_argmaxs_invalid_sequences(tmp_p
     """ce, ce decoded by Viterbi and the CRF head, one epoch each: the head and decoding are columns of
     results.csv, with argmax's invalid sequences on dev and test; a loss the CRF head cannot take stops the sweep
     before anything runs."""
-    from seqtag.sweep import run_sweep
-    from seqtag.sweep_report import read_results_csv
+    from seqtag.study.report import read_results_csv
+    from seqtag.study.sweep import run_sweep
     from tests.tiny import tiny_config, write_config
 
     cfg = write_config(tmp_path / "c.yaml", tiny_config(tmp_path, train={"epochs": 1, "batch_size": 8}))

@@ -1,4 +1,4 @@
-"""seqtag.sweep_report: summary numbers, tables, and the committed loss-study tables recomputed from their CSVs."""
+"""seqtag.study.report: summary numbers, tables, and the committed loss-study tables recomputed from their CSVs."""
 
 import csv
 import json
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from seqtag.sweep import choose_lrs
-from seqtag.sweep_report import mean_std, read_results_csv, summarise, write_results
+from seqtag.study.report import mean_std, read_results_csv, summarise, write_results
+from seqtag.study.sweep import choose_lrs
 
 STUDIES = sorted(p.parent for p in (Path(__file__).resolve().parents[1] / "docs" / "study").glob("*/results.md"))
 

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from seqtag.config import from_dict
-from seqtag.train import train
+from seqtag.training.loop import train
 from tests.tiny import make_tiny_model_dir, sentences, tiny_config
 
 
@@ -101,7 +101,7 @@ def test_finished_run_can_drop_its_checkpoint(tmp_path):
 def _scripted_dev(monkeypatch, dev_f1: list[float]) -> list[tuple[str, float]]:
     """Make the dev F1 of the end-of-epoch evaluations follow ``dev_f1``; log (split, weight checksum) of every
     evaluation so a test can tell which weights each one saw."""
-    import seqtag.train as train_module
+    import seqtag.training.loop as train_module
 
     calls: list[tuple[str, float]] = []
     real_setup = train_module.setup_task

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
-from seqtag.errors import DataError
+from seqtag.errors import ConfigError, DataError
 
 
 def check_readable_file(path: str | Path, key: str | None = None) -> Path:
@@ -68,3 +68,12 @@ def decode_text(data: bytes, encoding: str, src: str) -> str:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
         raise decode_error(src, data.count(b"\n", 0, e.start) + 1, data[e.start], e.start, encoding) from None
+
+
+def codec_name(encoding: str, src: str) -> str:
+    """The codec's canonical name; a :class:`ConfigError` naming ``src`` for an unknown encoding."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigError(f"unknown encoding {encoding!r} for {src}; use a Python codec name such as utf-8, latin-1 "
+                          f"or cp1252") from None

@@ -19,7 +19,8 @@ from pathlib import Path
 from seqtag.config import DataConfig
 from seqtag.data import schemes
 from seqtag.data.align import ALIGNMENT_VERSION, encode_sentences
-from seqtag.data.conll import Sentence, check_tags, load_hub_dataset, read_tagged, validate_sentences
+from seqtag.data.readers import load_hub_dataset, read_tagged
+from seqtag.data.sentence import Sentence, check_tags, validate_sentences
 from seqtag.errors import DataError
 from seqtag.paths import resolve
 

@@ -1,6 +1,6 @@
 """What differs between NER and QA, behind one small record the training loop uses.
 
-The loop in :mod:`seqtag.train` never branches on the task: it asks a :class:`~seqtag.tasks.common.TaskSetup`
+The loop in :mod:`seqtag.training.loop` never branches on the task: it asks a :class:`~seqtag.tasks.common.TaskSetup`
 for the training features, the loss of a batch and the evaluation of a split.
 """
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import logging
 
-from seqtag.checks import check_loss_for_labels
 from seqtag.constants import IGNORE_INDEX
-from seqtag.crf import chain_bounds
 from seqtag.data.ner import load_ner_data, tokenize_ner, window_counts
-from seqtag.heads import crf_of, new_crf_tagger
-from seqtag.inference import DEFAULT_MAX_TOKENS, count_invalid, crf_transitions, decode_words, word_logits
+from seqtag.inference.engine import (
+    DEFAULT_MAX_TOKENS,
+    count_invalid,
+    crf_transitions,
+    decode_words,
+    word_logits,
+)
 from seqtag.metrics import ner_report
-from seqtag.model import load_model
+from seqtag.modeling.crf import chain_bounds
+from seqtag.modeling.heads import crf_of, new_crf_tagger
+from seqtag.modeling.loading import load_model
 from seqtag.runs import SEQEVAL_MODE, WindowCounts
+from seqtag.tasks.checks import check_loss_for_labels
 from seqtag.tasks.common import TaskSetup
 
 log = logging.getLogger(__name__)
@@ -31,7 +37,7 @@ def crf_loss_step(model, batch, loss):
 
     Each window's chain is its labelled positions (the first subword of every word it owns); a window cut from a
     longer sentence is a fragment, with no start (end) score where it does not begin (end) the sentence
-    (:func:`seqtag.crf.chain_bounds` from ``word_index`` and ``num_words``). ``loss`` (cross-entropy, the only
+    (:func:`seqtag.modeling.crf.chain_bounds` from ``word_index`` and ``num_words``). ``loss`` (cross-entropy, the only
     loss :func:`seqtag.config.check_head` lets through) is not used.
 
     The loop divides this sum by the labelled tokens of the window, as for every loss: the logged loss is then
@@ -52,7 +58,7 @@ def evaluate_sentences(model, tokenizer, features, sentences, labels, scheme, ac
                        max_tokens: int = DEFAULT_MAX_TOKENS, decoding: str = "argmax",
                        transitions: tuple | None = None) -> tuple[dict, list[list[str]]]:
     """Word-level entity scores of ``model`` on tagged ``sentences`` (their ``features`` from :func:`tokenize_ner`),
-    decoded as ``decoding`` says (:func:`seqtag.inference.decode_words`; a CRF model decodes with its transitions).
+    decoded as ``decoding`` says (:func:`seqtag.inference.engine.decode_words`; a CRF model decodes with its transitions).
 
     Returns ``(report, predicted_tags)``; the report is one split of ``metrics.json`` (:func:`seqtag.metrics.ner_report`)
     plus ``invalid_sequences``: how many sentences the word-by-word argmax would tag in a way ``scheme`` forbids

@@ -11,7 +11,7 @@ Two heads share the windows of :func:`seqtag.data.qa_windows.prepare_features`:
   every labelled token summed exactly as for NER.
 
 Evaluation decodes every window exactly once (also under several processes, through
-:func:`seqtag.inference.window_logits`) and scores the best span of each question with the official SQuAD v1.1
+:func:`seqtag.inference.engine.window_logits`) and scores the best span of each question with the official SQuAD v1.1
 EM/F1, as fractions. ``seqtag evaluate`` and training share that code path.
 """
 
@@ -23,15 +23,15 @@ from typing import Any
 
 import torch
 
-from seqtag.checks import check_loss_for_labels
 from seqtag.constants import IGNORE_INDEX
 from seqtag.data.qa_windows import CLS_INDEX, QA_TAGS, decode_pointer, decode_tagging, prepare_features
 from seqtag.data.squad import QAExample, check_answered, read_split
 from seqtag.errors import ConfigError
-from seqtag.inference import DEFAULT_MAX_TOKENS, window_logits
+from seqtag.inference.engine import DEFAULT_MAX_TOKENS, window_logits
 from seqtag.metrics import squad_scores, squad_scores_from_refs
-from seqtag.model import load_model
+from seqtag.modeling.loading import load_model
 from seqtag.runs import WindowCounts
+from seqtag.tasks.checks import check_loss_for_labels
 from seqtag.tasks.common import TaskSetup
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def model_columns(tokenizer, head: str) -> list[str]:
 def predict_windows(model, features: dict[str, list], head: str, accelerator, batch_size: int, pad_token_id: int,
                     max_tokens: int = DEFAULT_MAX_TOKENS) -> list:
     """Logits of every window, in feature order: ``(start (T_f,), end (T_f,))`` (pointer) or ``(T_f, 3)`` (tagging),
-    float32 numpy (:func:`seqtag.inference.window_logits`)."""
+    float32 numpy (:func:`seqtag.inference.engine.window_logits`)."""
     logits = window_logits(model, features, pad_token_id, batch_size=batch_size, max_tokens=max_tokens,
                            accelerator=accelerator)
     return [(row[:, 0], row[:, 1]) for row in logits] if head == "pointer" else logits

@@ -13,22 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqtag.data.conll import (
-    Sentence,
-    check_tags,
-    iter_conll,
-    iter_text_lines,
-    load_hub_dataset,
-    read_conll,
-    read_jsonl,
-    read_sentences,
-    read_tagged,
-    token_location,
-    validate_sentences,
-    write_conll,
-    write_jsonl,
-)
+from seqtag.data.conll import iter_conll, iter_text_lines, read_conll
+from seqtag.data.jsonl import read_jsonl
+from seqtag.data.readers import load_hub_dataset, read_sentences, read_tagged
 from seqtag.data.schemes import convert, detect_scheme, find_problems, spans
+from seqtag.data.sentence import Sentence, check_tags, token_location, validate_sentences
+from seqtag.data.writers import write_conll, write_jsonl
 from seqtag.errors import ConfigError, DataError
 from tests.shared import shared_file as shared
 

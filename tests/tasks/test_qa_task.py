@@ -171,7 +171,7 @@ def toy_config(model_dir: Path, data: dict, out: Path, head: str, epochs: int, l
 def toy(tmp_path_factory):
     """The toy data as JSONL and SQuAD JSON, a tiny model, and two finished runs: pointer (trained and scored on
     the SQuAD file through article ranges) and tagging (on the JSONL file)."""
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     root = tmp_path_factory.mktemp("qa_toy")
     recs = toy_records()
@@ -214,8 +214,8 @@ def _untrained_em(toy, head: str) -> float:
     """Dev EM of the freshly initialised model (same seed as training): what training has to beat."""
     from accelerate.utils import set_seed
 
-    from seqtag.accel import make_accelerator
-    from seqtag.model import load_tokenizer
+    from seqtag.modeling.accel import make_accelerator
+    from seqtag.modeling.loading import load_tokenizer
     from seqtag.tasks.qa import setup
 
     cfg = from_dict(toy.cfgs[head])
@@ -247,7 +247,7 @@ def test_training_learns_the_toy_task(toy, head):
 
 @pytest.mark.parametrize("head,data", [("pointer", "squad"), ("tagging", "jsonl")])
 def test_evaluate_run_reproduces_training_metrics(toy, head, data):
-    from seqtag.evaluate import evaluate_run
+    from seqtag.tasks.evaluate import evaluate_run
 
     metrics = json.loads((toy.runs[head] / "metrics.json").read_text())["dev"]
     result = evaluate_run(toy.runs[head], str(getattr(toy, data)))
@@ -356,8 +356,8 @@ def test_read_split_selects_article_ranges(toy):
 
 
 def test_max_eval_examples_scores_only_the_kept_questions(toy):
-    from seqtag.accel import make_accelerator
-    from seqtag.model import load_tokenizer
+    from seqtag.modeling.accel import make_accelerator
+    from seqtag.modeling.loading import load_tokenizer
     from seqtag.tasks.qa import setup
 
     raw = dict(toy.cfgs["pointer"])
@@ -374,8 +374,8 @@ def test_max_eval_examples_scores_only_the_kept_questions(toy):
 
 
 def test_pointer_head_rejects_per_class_loss_parameters(toy):
-    from seqtag.accel import make_accelerator
-    from seqtag.model import load_tokenizer
+    from seqtag.modeling.accel import make_accelerator
+    from seqtag.modeling.loading import load_tokenizer
     from seqtag.tasks.qa import setup
 
     raw = toy_config(toy.model_dir, {"train": str(toy.jsonl)}, toy.root / "y", "pointer", 1, 1e-3,
@@ -444,7 +444,7 @@ def test_minilm_learns_squad_slice(tmp_path, minilm_dir):
     squad_zip = shared_file("squad/dev-v1.1.json.zip")
     from seqtag.data.squad import examples_from_articles, squad_articles
     from seqtag.metrics import squad_scores_from_refs
-    from seqtag.train import train
+    from seqtag.training.loop import train
 
     zip_path = str(squad_zip)
     # 1,000 training questions of articles 1-38 (1,528 windows of 160 tokens), scored once, on 200 questions of

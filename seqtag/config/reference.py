@@ -1,12 +1,12 @@
 """The config reference, ``docs/config.md``, generated from the config dataclasses so that it cannot drift.
 
 A key's type and default come from its dataclass field, its meaning from the comment at the end of its line in
-``seqtag/config.py`` (the one-line comment every default carries), its allowed values from
+``seqtag/config/schema.py`` (the one-line comment every default carries), its allowed values from
 :data:`seqtag.config.RANGES` and the choices the loader enforces, and the loss section from the loss registry.
 ``tests/test_config_reference.py`` fails when ``docs/config.md`` is not what this module writes.
 
-    python -m seqtag.config_reference            # rewrite docs/config.md
-    python -m seqtag.config_reference --check    # exit 1 if docs/config.md is out of date
+    python -m seqtag.config.reference            # rewrite docs/config.md
+    python -m seqtag.config.reference --check    # exit 1 if docs/config.md is out of date
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import yaml
 from seqtag import config
 from seqtag.losses import LOSSES
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "config.md"
 
 _HEADER = """\
 # Config reference
@@ -36,7 +36,7 @@ command line as `section.key=value`, e.g. `seqtag train configs/quickstart.yaml 
 wrong types and values outside the ranges below fail when the config is loaded; `seqtag validate CONFIG` prints
 the resolved config with every default filled in.
 
-This file is generated from `seqtag/config.py` by `python -m seqtag.config_reference`; edit the comments there.
+This file is generated from `seqtag/config/schema.py` by `python -m seqtag.config.reference`; edit the comments there.
 """
 
 
@@ -77,7 +77,7 @@ def _default(f: dataclasses.Field) -> str:
     return "required"
 
 
-# keys checked at load by a rule of their own in seqtag/config.py, not by a range or a list of choices
+# keys checked at load by a rule of their own in seqtag/config/schema.py, not by a range or a list of choices
 _RULES = {
     "hub.repo_id": "namespace/name by the Hub's rules (ASCII letters, digits, '-', '_', '.')",
     "data.encoding": "an ASCII-compatible Python codec",
@@ -85,8 +85,8 @@ _RULES = {
 
 
 def _allowed(key: str) -> str:
-    if key in config._CHOICES:
-        return " | ".join(f"`{c}`" for c in config._CHOICES[key])
+    if key in config.CHOICES:
+        return " | ".join(f"`{c}`" for c in config.CHOICES[key])
     if key in config.RANGES:
         rng = config.RANGES[key]
         text = rng.describe() if rng.low is not None or rng.high is not None else "any integer"
@@ -107,7 +107,7 @@ def _rows(cls: type, prefix: str) -> list[list[str]]:
     comments = field_comments(cls)
     rows = []
     for f in dataclasses.fields(cls):
-        if prefix == "" and f.name in config._SECTIONS:
+        if prefix == "" and f.name in config.SECTIONS:
             continue
         key = f"{prefix}{f.name}"
         rows.append([f"`{key}`", _cell(str(f.type)), _default(f), _cell(_allowed(key)), _cell(comments[f.name])])
@@ -117,7 +117,7 @@ def _rows(cls: type, prefix: str) -> list[list[str]]:
 def config_reference() -> str:
     """The text of ``docs/config.md``."""
     out = [_HEADER, "## top level", "", *_table(_rows(config.Config, "")), ""]
-    for section, cls in config._SECTIONS.items():
+    for section, cls in config.SECTIONS.items():
         if section == "loss":
             out += _loss_section()
             continue
@@ -146,11 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     text = config_reference()
     if argv == ["--check"]:
         if not DOC.is_file() or DOC.read_text(encoding="utf-8") != text:
-            print(f"{DOC} is out of date: run python -m seqtag.config_reference", file=sys.stderr)
+            print(f"{DOC} is out of date: run python -m seqtag.config.reference", file=sys.stderr)
             return 1
         return 0
     if argv:
-        print("usage: python -m seqtag.config_reference [--check]", file=sys.stderr)
+        print("usage: python -m seqtag.config.reference [--check]", file=sys.stderr)
         return 2
     DOC.write_text(text, encoding="utf-8")
     print(f"wrote {DOC}")

@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING
 
 from seqtag import __version__
 from seqtag.config import load_config
-from seqtag.crf import TRANSITIONS_FILE
 from seqtag.errors import ExportError
+from seqtag.modeling.crf import TRANSITIONS_FILE
 from seqtag.runs import CONFIG_FILE, INFO_FILE, read_json, require_finished_run
 
 if TYPE_CHECKING:
@@ -329,7 +329,7 @@ class OnnxTokenClassifier:
 
 @dataclass(frozen=True)
 class LoadedExport:
-    """What prediction needs from an export directory (the fields of :class:`seqtag.predict.Tagger`)."""
+    """What prediction needs from an export directory (the fields of :class:`seqtag.inference.predict.Tagger`)."""
 
     model: OnnxTokenClassifier
     tokenizer: object

@@ -28,17 +28,17 @@ from typing import Any
 import torch
 
 from seqtag import __version__, runs
-from seqtag.accel import hardware, make_accelerator
-from seqtag.checks import check_config_inputs
 from seqtag.config import Config, dump_config, to_dict
-from seqtag.crf import TRANSITIONS_FILE
 from seqtag.data.batching import LengthGroupedBatches, collate
 from seqtag.errors import Interrupted, SeqtagError, TrainingStopped
-from seqtag.heads import CRFTagger, crf_of
 from seqtag.losses import get_loss
-from seqtag.model import load_tokenizer
-from seqtag.plots import loss_label, plot_history
+from seqtag.modeling.accel import hardware, make_accelerator
+from seqtag.modeling.crf import TRANSITIONS_FILE
+from seqtag.modeling.heads import CRFTagger, crf_of
+from seqtag.modeling.loading import load_tokenizer
 from seqtag.tasks import TaskSetup, setup_task
+from seqtag.tasks.checks import check_config_inputs
+from seqtag.training.plots import loss_label, plot_history
 
 log = logging.getLogger(__name__)
 
@@ -474,7 +474,7 @@ def finish(run: Run, results: runs.Metrics) -> None:
 
 def save_model(run: Run) -> None:
     """Save weights (safetensors), config and tokenizer at the top of the run directory, file by file atomically
-    (a CRF head writes its transitions file among them: :meth:`seqtag.heads.CRFTagger.save_pretrained`)."""
+    (a CRF head writes its transitions file among them: :meth:`seqtag.modeling.heads.CRFTagger.save_pretrained`)."""
     acc = run.accelerator
     acc.wait_for_everyone()
     if run.main:

@@ -20,7 +20,7 @@ from seqtag.data.ner import train_labels
 from seqtag.data.qa_windows import QA_TAGS
 from seqtag.errors import ConfigError
 from seqtag.losses import LOSSES, check_class_values
-from seqtag.model import model_path
+from seqtag.modeling.loading import model_path
 from seqtag.paths import resolve
 
 QUICK_BYTES = 64 * 2**20

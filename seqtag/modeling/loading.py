@@ -6,9 +6,9 @@ import logging
 import os
 from pathlib import Path
 
-from seqtag import encoders
 from seqtag.config import ModelConfig
 from seqtag.errors import ConfigError, SeqtagError
+from seqtag.modeling import encoders
 from seqtag.paths import resolve
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _config(path: str, model: ModelConfig):
 
 def load_tokenizer(model: ModelConfig):
     """A fast tokenizer (offsets and word ids are needed for alignment), set to tokenize pre-split words as words
-    (:mod:`seqtag.encoders`). A model type with neither a token-classification nor a question-answering head is
+    (:mod:`seqtag.modeling.encoders`). A model type with neither a token-classification nor a question-answering head is
     refused here already, before any data is read."""
     from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
 

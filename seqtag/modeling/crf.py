@@ -18,8 +18,8 @@ inside a sentence is a fragment: pass ``sentence_start`` (``sentence_end``) ``Fa
 gets no start (end) score and no start (end) constraint, so an ``I-PER`` that continues a span from the previous
 window is a valid first tag (:func:`chain_bounds` computes both flags from ``word_index``). At prediction the
 window scores are merged first: every word takes its emission row from the window that owns it
-(:func:`seqtag.data.align.merge_windows`), :func:`seqtag.decoding.pad_rows` pads the sentences, and
-:meth:`CRF.decode` (or :func:`seqtag.decoding.viterbi` with the saved transitions) runs Viterbi over the
+(:func:`seqtag.data.align.merge_windows`), :func:`seqtag.modeling.decoding.pad_rows` pads the sentences, and
+:meth:`CRF.decode` (or :func:`seqtag.modeling.decoding.viterbi` with the saved transitions) runs Viterbi over the
 whole sentence, with start and end scores at its true ends.
 
 **Constraints.** Built with ``constraints=transition_constraints(labels, scheme)``, the CRF sets the forbidden first
@@ -46,8 +46,8 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from seqtag.constants import IGNORE_INDEX
-from seqtag.decoding import viterbi
 from seqtag.errors import DataError, SeqtagError
+from seqtag.modeling.decoding import viterbi
 
 TRANSITIONS_FILE = "crf_transitions.safetensors"
 """The file, in a run directory, that holds the CRF's transitions and the labels they index."""
@@ -123,7 +123,7 @@ class CRF(nn.Module):
     """Linear-chain CRF: learned ``transitions (C, C)``, ``start (C,)``, ``end (C,)`` (zeros at first).
 
     Formulas in the module docstring. ``constraints``, if given, is ``(start_ok (C,), trans_ok (C, C),
-    end_ok (C,))`` bool (:func:`seqtag.decoding.transition_constraints`): the entries that are False score
+    end_ok (C,))`` bool (:func:`seqtag.modeling.decoding.transition_constraints`): the entries that are False score
     ``-inf`` in every use (:meth:`scores`), so forbidden paths have probability 0, and their parameters get zero
     gradient. The constraints are buffers, saved in ``state_dict``.
 
@@ -263,7 +263,7 @@ class CRF(nn.Module):
     @torch.no_grad()
     def decode(self, emissions: Tensor, mask: Tensor) -> list[list[int]]:
         """Best tag path of every row's chain (the positions where ``mask`` is True, in order), by
-        :func:`seqtag.decoding.viterbi` with :meth:`scores`; computed in float32.
+        :func:`seqtag.modeling.decoding.viterbi` with :meth:`scores`; computed in float32.
 
         For a whole sentence, ``emissions`` are its word-level scores (see the module docstring on windows).
         """

@@ -7,7 +7,7 @@ numerics, window merging and decoding.
 
 **Decoding** (``predict.decoding``). ``argmax``: each word's most probable tag (on a CRF run: the argmax of its
 emission scores, what ``transformers.pipeline()`` gives). ``viterbi``: the best whole tag sequence of each
-sentence that the tag scheme allows. On a softmax run that is :func:`seqtag.decoding.constrained_decode` over
+sentence that the tag scheme allows. On a softmax run that is :func:`seqtag.modeling.decoding.constrained_decode` over
 the word-level log-probabilities; on a CRF run, Viterbi with the CRF's learned transitions (and its ``-inf``
 forbidden moves). Windows first: every word takes its scores from the window that owns it, then each whole
 sentence is decoded, with start and end scores at its true ends.
@@ -29,9 +29,9 @@ from seqtag.config import DECODINGS, Config, load_config
 from seqtag.data.align import merge_windows
 from seqtag.data.batching import collate
 from seqtag.data.schemes import find_problems
-from seqtag.decoding import constrained_decode, pad_rows, viterbi
 from seqtag.errors import SeqtagError
-from seqtag.heads import crf_of, load_crf_tagger
+from seqtag.modeling.decoding import constrained_decode, pad_rows, viterbi
+from seqtag.modeling.heads import crf_of, load_crf_tagger
 from seqtag.runs import CONFIG_FILE, RunInfo, read_run_info, require_finished_run
 
 DEFAULT_MAX_TOKENS = 4096
@@ -47,7 +47,7 @@ class FinishedRun:
     run_dir: Path
     cfg: Config
     info: RunInfo
-    model: torch.nn.Module  # in eval mode; a seqtag.heads.CRFTagger for a run trained with model.head=crf
+    model: torch.nn.Module  # in eval mode; a seqtag.modeling.heads.CRFTagger for a run trained with model.head=crf
     tokenizer: Any
     labels: list[str] | None  # token-classification labels (NER, QA tagging head); None for the pointer head
 
@@ -58,7 +58,7 @@ class FinishedRun:
 
 def load_finished_run(run_dir: str | Path, device: str | None = None) -> FinishedRun:
     """Load the model, tokenizer, config and record of a finished run (safetensors weights only); a CRF run's
-    model is the encoder with its transitions file (:func:`seqtag.heads.load_crf_tagger`)."""
+    model is the encoder with its transitions file (:func:`seqtag.modeling.heads.load_crf_tagger`)."""
     from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -199,7 +199,7 @@ def decode_words(word_scores: Sequence[np.ndarray], labels: Sequence[str], schem
         labels: the label of every id; ``scheme``: their tag scheme.
         decoding: ``argmax`` or ``viterbi`` (see the module docstring).
         transitions: a CRF run's effective ``(transitions (C, C), start (C,), end (C,))``
-            (:meth:`seqtag.crf.CRF.scores`, ``-inf`` where forbidden); None for a softmax run.
+            (:meth:`seqtag.modeling.crf.CRF.scores`, ``-inf`` where forbidden); None for a softmax run.
         max_words: word positions (padding included) per Viterbi batch; sentences are batched by length.
 
     The scores are the softmax probabilities of the chosen tags (on a CRF run, of its emission scores; they are

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from seqtag.plots import read_history
+from seqtag.training.plots import read_history
 
 SCALE = 100.0
 """Rows hold fractions; tables and plots show percent."""

@@ -1,7 +1,7 @@
 """The CRF head (``model.head: crf``): a transformers token classifier and a linear-chain CRF as one ``nn.Module``.
 
 :class:`CRFTagger` holds the encoder with its linear emission layer (an ``AutoModelForTokenClassification``, kept
-as it is) and a :class:`seqtag.crf.CRF` over the word positions. Its ``forward`` is the inner model's, so it
+as it is) and a :class:`seqtag.modeling.crf.CRF` over the word positions. Its ``forward`` is the inner model's, so it
 returns the emission scores as ``.logits`` like any transformers token classifier and the training loop, the
 inference path and accelerate see one model: ``accelerator.prepare`` moves both parts, DDP all-reduces the CRF's
 gradients with the encoder's, and checkpoints (``save_state``/``load_state``) and resuming include the CRF.
@@ -9,7 +9,7 @@ The CRF's loss is computed by the NER task's loss step (:func:`seqtag.tasks.ner.
 ``forward``.
 
 On disk the run directory stays a plain ``from_pretrained`` directory for the encoder and emission layer;
-:meth:`CRFTagger.save_pretrained` writes :data:`seqtag.crf.TRANSITIONS_FILE` beside it (the learned scores, ``-inf``
+:meth:`CRFTagger.save_pretrained` writes :data:`seqtag.modeling.crf.TRANSITIONS_FILE` beside it (the learned scores, ``-inf``
 where the tag scheme forbids, and the labels they index), and :func:`load_crf_tagger` reads both back.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from torch import nn
 
-from seqtag.crf import CRF, TRANSITIONS_FILE, load_transitions, save_transitions
-from seqtag.decoding import transition_constraints
+from seqtag.modeling.crf import CRF, TRANSITIONS_FILE, load_transitions, save_transitions
+from seqtag.modeling.decoding import transition_constraints
 
 
 class CRFTagger(nn.Module):

@@ -15,14 +15,21 @@ from pathlib import Path
 
 import torch
 
-from seqtag.crf import load_transitions
 from seqtag.data import schemes
 from seqtag.data.align import encode_sentences
-from seqtag.data.conll import iter_conll, iter_text_lines, read_jsonl
+from seqtag.data.conll import iter_conll, iter_text_lines
+from seqtag.data.jsonl import read_jsonl
 from seqtag.data.words import split_words
 from seqtag.errors import SeqtagError
-from seqtag.export import load_export
-from seqtag.inference import DEFAULT_MAX_TOKENS, crf_transitions, decode_words, load_finished_run, word_logits
+from seqtag.inference.engine import (
+    DEFAULT_MAX_TOKENS,
+    crf_transitions,
+    decode_words,
+    load_finished_run,
+    word_logits,
+)
+from seqtag.inference.onnx import load_export
+from seqtag.modeling.crf import load_transitions
 
 
 def entities(words: Sequence[str], tags: Sequence[str], scores: Sequence[float], scheme: str,
@@ -47,8 +54,8 @@ def entities(words: Sequence[str], tags: Sequence[str], scores: Sequence[float],
 @dataclass
 class Tagger:
     """A model, tokenizer, labels and window settings: prediction over word lists, through the same inference
-    path and decoding as training's evaluation (:func:`seqtag.inference.word_logits`,
-    :func:`seqtag.inference.decode_words`; a CRF model decodes with its transitions)."""
+    path and decoding as training's evaluation (:func:`seqtag.inference.engine.word_logits`,
+    :func:`seqtag.inference.engine.decode_words`; a CRF model decodes with its transitions)."""
 
     model: torch.nn.Module
     tokenizer: object

@@ -10,7 +10,7 @@ Normalisation: the Trainer counts the labels that are not ``-100`` in all micro-
 loss by the process count because DDP averages gradients) and passes the count as ``num_items_in_batch``. The
 returned loss is the registry loss **summed** over the micro-batch's labelled positions divided by that count, so
 the gradient of an optimizer step is that of the mean loss per labelled token of everything it saw, whatever the
-padding, the accumulation or the number of processes: the rule of seqtag's own loop (:mod:`seqtag.train`), and
+padding, the accumulation or the number of processes: the rule of seqtag's own loop (:mod:`seqtag.training.loop`), and
 the rule of transformers' ``ForTokenClassification`` loss. Without ``num_items_in_batch`` (a direct call) it
 divides by the micro-batch's own labelled-token count. A window with no labelled token gives 0, not NaN.
 For ``cross_entropy`` with a class ``weight`` the divisor is still the labelled-token count (as in seqtag's loop),

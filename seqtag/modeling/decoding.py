@@ -8,7 +8,7 @@ where ``x (n, C)`` are per-position scores. :func:`viterbi` returns the path of 
 ``-inf`` forbids that first tag, move or last tag. :func:`transition_constraints` says which moves a tag scheme
 allows (the rule is :func:`seqtag.data.schemes.allowed_transition`, the one :func:`~seqtag.data.schemes.find_problems`
 checks), and :func:`constrained_decode` runs Viterbi over a softmax model's log-probabilities with the forbidden
-moves at ``-inf``: the most probable *valid* tag sequence. The CRF head (:mod:`seqtag.crf`) decodes with the same
+moves at ``-inf``: the most probable *valid* tag sequence. The CRF head (:mod:`seqtag.modeling.crf`) decodes with the same
 :func:`viterbi` and its learned transitions.
 
 Batches are ``(B, T, C)`` scores with a ``(B, T)`` boolean mask that is left-aligned (each row is ``True`` for its
@@ -73,7 +73,7 @@ def mask_lengths(mask: Tensor) -> Tensor:
     lengths = mask.sum(1)
     if not torch.equal(mask, torch.arange(mask.shape[1], device=mask.device) < lengths[:, None]):
         raise ValueError("mask must be left-aligned (True for each row's first n positions, then False); "
-                         "gather the labelled positions to the left first (seqtag.crf.compact)")
+                         "gather the labelled positions to the left first (seqtag.modeling.crf.compact)")
     return lengths
 
 

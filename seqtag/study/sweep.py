@@ -43,6 +43,7 @@ import yaml
 
 from seqtag.config import DECODINGS, MODEL_HEADS, load_config
 from seqtag.data.ner import load_ner_data
+from seqtag.data.stats import inverse_frequency_weights
 from seqtag.errors import ConfigError
 from seqtag.losses import validate_loss_params
 from seqtag.runs import (
@@ -56,8 +57,7 @@ from seqtag.runs import (
     write_json_atomic,
     write_metrics,
 )
-from seqtag.stats import inverse_frequency_weights
-from seqtag.sweep_report import write_results
+from seqtag.study.report import write_results
 
 # What a setting may choose besides the loss: ``@option=value`` -> the config key and its valid values.
 SETTING_OPTIONS = {"head": ("model.head", MODEL_HEADS), "decoding": ("predict.decoding", DECODINGS)}

@@ -14,7 +14,7 @@ alike. Many SQuAD cards on the Hub write percentages there; seqtag keeps the fil
 never disagree with ``metrics.json``. The tables for people round NER fractions to 4 decimals and show QA
 exact match and F1 in percent (value x 100, 2 decimals).
 
-The facts the card states are read by :mod:`seqtag.card_facts`; this module composes the text.
+The facts the card states are read by :mod:`seqtag.publish.card_facts`; this module composes the text.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from typing import Any
 import yaml
 
 from seqtag import runs
-from seqtag.card_facts import (
+from seqtag.config import Config, DataConfig
+from seqtag.data import schemes
+from seqtag.publish.card_facts import (
     BUNDLED_DATASETS,
     KNOWN_DATASETS,
     PIPELINE_TAGS,
@@ -41,8 +43,6 @@ from seqtag.card_facts import (
     read_run,
     recorded_origin,
 )
-from seqtag.config import Config, DataConfig
-from seqtag.data import schemes
 from seqtag.runs import Metrics, SplitScores
 
 
@@ -400,7 +400,7 @@ print([labels[i] for i in reversed(path)])"""
 
 def _crf_section(run: CardRun, repo: str) -> list[str]:
     """For a CRF run: what ``pipeline()`` does and does not do, and the plain-PyTorch Viterbi decoding (the code
-    is :func:`seqtag.crf.viterbi_from_file` over the first subwords, tested against seqtag's own decoding)."""
+    is :func:`seqtag.modeling.crf.viterbi_from_file` over the first subwords, tested against seqtag's own decoding)."""
     if run.info.model_head != "crf":
         return []
     scheme = run.info.tag_scheme or run.config.data.train_scheme

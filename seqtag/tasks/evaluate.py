@@ -9,17 +9,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from seqtag.accel import inference_precision, make_accelerator
 from seqtag.config import apply_overrides, load_config
-from seqtag.crf import load_transitions
 from seqtag.data.ner import read_split as read_ner_split
 from seqtag.data.ner import settle_tags, source_scheme, tokenize_ner
 from seqtag.data.qa_windows import prepare_features
 from seqtag.data.schemes import entity_types
 from seqtag.data.squad import check_answered, read_qa, squad_articles
 from seqtag.errors import ConfigError, DataError
-from seqtag.export import SOURCE_RUN_INFO_FILE, load_export
-from seqtag.inference import DEFAULT_MAX_TOKENS, FinishedRun, load_finished_run
+from seqtag.inference.engine import DEFAULT_MAX_TOKENS, FinishedRun, load_finished_run
+from seqtag.inference.onnx import SOURCE_RUN_INFO_FILE, load_export
+from seqtag.modeling.accel import inference_precision, make_accelerator
+from seqtag.modeling.crf import load_transitions
 from seqtag.runs import CONFIG_FILE, RunInfo, SplitScores, read_json
 from seqtag.tasks.ner import evaluate_sentences
 from seqtag.tasks.qa import evaluate_examples

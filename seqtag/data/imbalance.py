@@ -12,7 +12,7 @@ for 99 %.
 
 Pure: sentences in, sets out; :func:`write_sets` writes them as CoNLL files.
 
->>> from seqtag.data.conll import Sentence
+>>> from seqtag.data.sentence import Sentence
 >>> ent = Sentence(("Paris", "is", "big"), ("B-LOC", "O", "O"))
 >>> empty = Sentence(("it", "is"), ("O", "O"))
 >>> [(s.target, s.o_share, len(s.sentences), s.pool_passes) for s in imbalance_sets([ent, empty], 1, [0.8, 0.9])]
@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from seqtag.data.conll import Sentence, write_conll
+from seqtag.data.sentence import Sentence
+from seqtag.data.writers import write_conll
 from seqtag.errors import DataError
 
 

@@ -1,5 +1,5 @@
 """Push a finished run directory to the Hugging Face Hub: one commit holding the model, tokenizer, config, scores
-and a model card rendered from the run (:func:`seqtag.card.render_card`).
+and a model card rendered from the run (:func:`seqtag.publish.card.render_card`).
 
 Everything that can be checked locally is checked before the first request: the run is finished (its
 ``run_info.json`` says so and the safetensors weights and ``config.json`` are there), the repository id has the
@@ -28,9 +28,9 @@ import sys
 from pathlib import Path
 
 from seqtag import __version__, config
-from seqtag.card import render_card
-from seqtag.crf import TRANSITIONS_FILE
 from seqtag.errors import SeqtagError
+from seqtag.modeling.crf import TRANSITIONS_FILE
+from seqtag.publish.card import render_card
 from seqtag.runs import read_run_info, require_finished_run
 
 logger = logging.getLogger(__name__)

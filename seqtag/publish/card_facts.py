@@ -1,6 +1,6 @@
 """What a model card says about a run, read from its run directory: the typed records, labels, casing, the Hub
 ids of its base model and datasets, the data licence and attribution, the loss's formula and the pipeline
-aggregation that reproduces seqtag's predictions. :mod:`seqtag.card` turns these facts into the card.
+aggregation that reproduces seqtag's predictions. :mod:`seqtag.publish.card` turns these facts into the card.
 
 >>> is_hub_id("bert-base-cased"), is_hub_id("dslim/bert-base-NER"), is_hub_id("/models/bert"), is_hub_id("a/b/c")
 (True, True, False, False)

@@ -1,0 +1,15 @@
+"""Evaluation metrics, pure (values in, values out: no files, no logging, no network).
+
+- :mod:`~seqtag.metrics.ner`: entity scores with seqeval, conlleval-compatible and strict, and the per-type report.
+- :mod:`~seqtag.metrics.squad`: SQuAD exact match and F1, as the official evaluation script computes them.
+
+Every score is a fraction in [0, 1]. Imports: :mod:`seqtag.errors` only.
+"""
+
+from __future__ import annotations
+
+from seqtag.metrics.ner import MODES, STRICT_SCHEMES, entity_scores, format_report, ner_report
+from seqtag.metrics.squad import normalize_answer, squad_scores, squad_scores_from_refs
+
+__all__ = ["MODES", "STRICT_SCHEMES", "entity_scores", "format_report", "ner_report", "normalize_answer",
+           "squad_scores", "squad_scores_from_refs"]
