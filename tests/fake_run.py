@@ -7,7 +7,7 @@ The records are written by the code training uses: ``run_info.json`` through :cl
 :func:`seqtag.runs.write_run_info`, ``metrics.json`` through :class:`seqtag.runs.SplitScores` and
 :func:`seqtag.runs.write_metrics` (fractions, QA included), ``seqtag_config.yaml`` through
 :func:`seqtag.config.from_dict` and :func:`seqtag.config.dump_config`. So a reader that misreads a key fails here
-as it would on a real run; tests/test_card.py also renders the card of a real tiny training run.
+as it would on a real run; tests/publish/test_card.py also renders the card of a real tiny training run.
 """
 
 from __future__ import annotations

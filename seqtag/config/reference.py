@@ -2,8 +2,8 @@
 
 A key's type and default come from its dataclass field, its meaning from the comment at the end of its line in
 ``seqtag/config/schema.py`` (the one-line comment every default carries), its allowed values from
-:data:`seqtag.config.RANGES` and the choices the loader enforces, and the loss section from the loss registry.
-``tests/test_config_reference.py`` fails when ``docs/config.md`` is not what this module writes.
+:data:`seqtag.RANGES` and the choices the loader enforces, and the loss section from the loss registry.
+``tests/config/test_reference.py`` fails when ``docs/config.md`` is not what this module writes.
 
     python -m seqtag.config.reference            # rewrite docs/config.md
     python -m seqtag.config.reference --check    # exit 1 if docs/config.md is out of date
@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from seqtag import config
+from seqtag.config.load import RANGES
+from seqtag.config.schema import CHOICES, SECTIONS, Config, LossConfig
 from seqtag.losses import LOSSES
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "config.md"
@@ -45,7 +46,8 @@ def field_comments(cls: type) -> dict[str, str]:
 
     A comment on a line of its own applies to the fields below it as a prefix (``# QA only``).
 
-    >>> field_comments(config.HubConfig)["private"]
+    >>> from seqtag.config.schema import HubConfig
+    >>> field_comments(HubConfig)["private"]
     'create the repository as private'
     """
     source = inspect.getsource(cls)
@@ -85,10 +87,10 @@ _RULES = {
 
 
 def _allowed(key: str) -> str:
-    if key in config.CHOICES:
-        return " | ".join(f"`{c}`" for c in config.CHOICES[key])
-    if key in config.RANGES:
-        rng = config.RANGES[key]
+    if key in CHOICES:
+        return " | ".join(f"`{c}`" for c in CHOICES[key])
+    if key in RANGES:
+        rng = RANGES[key]
         text = rng.describe() if rng.low is not None or rng.high is not None else "any integer"
         return f"{text} ({rng.hint})" if rng.hint else text
     return _RULES.get(key, "")
@@ -107,7 +109,7 @@ def _rows(cls: type, prefix: str) -> list[list[str]]:
     comments = field_comments(cls)
     rows = []
     for f in dataclasses.fields(cls):
-        if prefix == "" and f.name in config.SECTIONS:
+        if prefix == "" and f.name in SECTIONS:
             continue
         key = f"{prefix}{f.name}"
         rows.append([f"`{key}`", _cell(str(f.type)), _default(f), _cell(_allowed(key)), _cell(comments[f.name])])
@@ -116,8 +118,8 @@ def _rows(cls: type, prefix: str) -> list[list[str]]:
 
 def config_reference() -> str:
     """The text of ``docs/config.md``."""
-    out = [_HEADER, "## top level", "", *_table(_rows(config.Config, "")), ""]
-    for section, cls in config.SECTIONS.items():
+    out = [_HEADER, "## top level", "", *_table(_rows(Config, "")), ""]
+    for section, cls in SECTIONS.items():
         if section == "loss":
             out += _loss_section()
             continue
@@ -126,10 +128,10 @@ def config_reference() -> str:
 
 
 def _loss_section() -> list[str]:
-    comments = field_comments(config.LossConfig)
+    comments = field_comments(LossConfig)
     names = ", ".join(f"`{n}`" for n in LOSSES)
     out = ["## loss", "",
-           f"`loss.name` (default `{config.LossConfig.name}`): {_cell(comments['name'])}; one of {names}. The loss's "
+           f"`loss.name` (default `{LossConfig.name}`): {_cell(comments['name'])}; one of {names}. The loss's "
            "parameters sit beside it in the same section (`loss: {name: focal, gamma: 2}`, or `loss.gamma=2` on "
            "the command line); a parameter the loss does not have fails at load. Per-class values (`weight`, "
            "`alpha`) are lists with one number per label, in label-id order (`seqtag validate` prints the label "

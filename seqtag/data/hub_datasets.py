@@ -1,6 +1,6 @@
 """One split of a Hugging Face dataset, for every task: a directory written by ``save_to_disk`` or a Hub dataset.
 
-The NER reader (:func:`seqtag.data.conll.load_hub_dataset`) and the QA reader
+The NER reader (:func:`seqtag.data.readers.load_hub_dataset`) and the QA reader
 (:func:`seqtag.data.squad.load_hub_qa`) turn its rows into sentences or questions; finding and opening the split,
 and the errors when that fails, are here once.
 """

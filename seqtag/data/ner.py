@@ -1,6 +1,6 @@
 """NER data for training: read the configured splits, settle the tag scheme and label set, tokenise.
 
-Reading and validation are plain functions over :class:`~seqtag.data.conll.Sentence` lists; tokenisation is a
+Reading and validation are plain functions over :class:`~seqtag.data.sentence.Sentence` lists; tokenisation is a
 batched ``datasets.Dataset.map`` whose Arrow output is cached on disk under a key made of the data, the
 tokenizer and the window settings, so a second run with the same inputs skips preprocessing.
 """
@@ -41,7 +41,7 @@ class NERData:
 def read_split(data: DataConfig, split: str) -> list[Sentence]:
     """Read one configured split (``data.train`` / ``data.dev`` / ``data.test``) with its tags.
 
-    Files go through :func:`~seqtag.data.conll.read_tagged`, the reader ``seqtag stats`` uses, so both report
+    Files go through :func:`~seqtag.data.readers.read_tagged`, the reader ``seqtag stats`` uses, so both report
     the same ``file:line`` errors; JSON records hold their tags under ``tags`` or ``data.tags_column``.
     """
     spec = getattr(data, split)

@@ -23,6 +23,15 @@ L*, its softening L**); Lin et al. (2017), "Focal Loss for Dense Object Detectio
 Data-imbalanced NLP Tasks".
 
 Changed maths gets a new name, so old configs keep their meaning: :func:`register_loss` refuses a name twice.
+
+- :mod:`~seqtag.losses.multiclass`: cross-entropy, focal, hard truncation (L*), L** and its log-odds form, Dice.
+- :mod:`~seqtag.losses.binary`: the binary forms (focal, L*, L**), one logit per position.
+- :mod:`~seqtag.losses.terms`: what every loss shares (input checks, the upcast, reductions).
+- :mod:`~seqtag.losses.params`: the parameter checks; :mod:`~seqtag.losses.registry`: ``LOSSES``, ``get_loss``.
+- :mod:`~seqtag.losses.module`: ``LossModule``, a registry loss as an ``nn.Module``.
+- :mod:`~seqtag.losses.trainer`: a registry loss inside the Hugging Face ``Trainer`` (public as ``seqtag.hf``).
+
+Imports: the core modules only (constants, errors).
 """
 
 from __future__ import annotations

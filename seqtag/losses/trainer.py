@@ -50,7 +50,7 @@ from torch import Tensor
 
 from seqtag.constants import IGNORE_INDEX
 from seqtag.errors import LossConfigError
-from seqtag.losses import Loss, get_loss
+from seqtag.losses.registry import Loss, get_loss
 
 
 def trainer_loss(name: str, **params: Any) -> Callable[..., Tensor]:

@@ -13,7 +13,7 @@ network). Two modes:
 Both are micro averages over entity spans; a span counts as correct when its type, start and end all match.
 
 Findings about seqeval 1.2.2's strict decoders (checked exhaustively on all tag sequences up to length 4 and
-on random well-formed sequences; pinned in ``tests/test_metrics.py``):
+on random well-formed sequences; pinned in ``tests/metrics/test_metrics.py``):
 
 * IOB2, IOE2, IOBES, BILOU: correct on well-formed sequences.
 * IOB1: correct on well-formed IOB1 (``B-X`` only right after an ``X`` token), but two quirks on ill-formed

@@ -2,6 +2,13 @@
 
 The loop in :mod:`seqtag.training.loop` never branches on the task: it asks a :class:`~seqtag.tasks.common.TaskSetup`
 for the training features, the loss of a batch and the evaluation of a split.
+
+- :mod:`~seqtag.tasks.common`: the :class:`TaskSetup` record.
+- :mod:`~seqtag.tasks.ner` / :mod:`~seqtag.tasks.qa`: each task's features, loss step and evaluation.
+- :mod:`~seqtag.tasks.checks`: what ``seqtag validate`` and the start of training check in a config's inputs.
+- :mod:`~seqtag.tasks.evaluate`: ``seqtag evaluate``: a finished run (torch or ONNX) scored on a file.
+
+Imports: inference, modeling, data, config, runs, losses, metrics and the core modules; never training or above.
 """
 
 from __future__ import annotations

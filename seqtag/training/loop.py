@@ -15,77 +15,30 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import signal
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from seqtag import __version__, runs
-from seqtag.config import Config, dump_config, to_dict
+from seqtag import runs
+from seqtag.config import Config, dump_config
 from seqtag.data.batching import LengthGroupedBatches, collate
-from seqtag.errors import Interrupted, SeqtagError, TrainingStopped
+from seqtag.errors import Interrupted, TrainingStopped
 from seqtag.losses import get_loss
-from seqtag.modeling.accel import hardware, make_accelerator
-from seqtag.modeling.crf import TRANSITIONS_FILE
-from seqtag.modeling.heads import CRFTagger, crf_of
+from seqtag.modeling.accel import make_accelerator
+from seqtag.modeling.heads import crf_of
 from seqtag.modeling.loading import load_tokenizer
-from seqtag.tasks import TaskSetup, setup_task
+from seqtag.tasks import setup_task
 from seqtag.tasks.checks import check_config_inputs
-from seqtag.training.plots import loss_label, plot_history
+from seqtag.training.checkpoints import install_signal_handlers, resume, save_checkpoint, stop_if_signalled
+from seqtag.training.finish import final_evaluation, finish, save_model, write_info
+from seqtag.training.state import Run
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainState:
-    """Where training is; saved with every checkpoint (``seqtag_state.json``) and restored on resume."""
-
-    epoch: int = 0  # epochs completed
-    batch_in_epoch: int = 0  # micro-batches of the current epoch already trained on
-    global_step: int = 0  # optimizer steps taken
-    best_f1: float = -1.0  # best dev F1 so far (-1: none yet)
-    best_epoch: int | None = None
-    epochs_without_improvement: int = 0
-    skipped_batches: int = 0  # accumulation windows skipped for a non-finite loss
-    elapsed_s: float = 0.0  # training time before this process started (resumed runs)
-
-
-@dataclass
-class Run:
-    """The live objects of one training run, passed to the steps of :func:`train`."""
-
-    cfg: Config
-    run_dir: Path
-    accelerator: Any
-    task: TaskSetup
-    loss: Any
-    model: Any
-    optimizer: Any
-    scheduler: Any
-    sampler: LengthGroupedBatches
-    train_loader: Any
-    tokenizer: Any
-    total_steps: int
-    total_batch: int
-    state: TrainState = field(default_factory=TrainState)
-    started: float = field(default_factory=time.time)
-    checkpointed_step: int | None = None  # global step of the newest checkpoint this process wrote
-    stop_signal: list[int] = field(default_factory=list)  # signals received (the handler appends)
-    lock: Any = None  # the main process's exclusive lock on the run directory, held while training
-
-    @property
-    def main(self) -> bool:
-        return self.accelerator.is_main_process
-
-    def elapsed(self) -> float:
-        return self.state.elapsed_s + time.time() - self.started
 
 
 def train(cfg: Config) -> Path:
@@ -129,10 +82,6 @@ def train(cfg: Config) -> Path:
             run.lock.close()  # the run directory's lock (see seqtag.runs.lock_run_dir)
     finish(run, results)
     return run.run_dir
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# setup
 
 
 def start(cfg: Config) -> Run:
@@ -211,71 +160,6 @@ def param_groups(model, weight_decay: float, crf_learning_rate: float | None = N
         groups.append({"params": list(crf.parameters()), "weight_decay": 0.0,
                        **({"lr": crf_learning_rate} if crf_learning_rate is not None else {})})
     return groups
-
-
-def resume(run: Run) -> None:
-    """Restore model, optimizer, scheduler and every process's RNG states, and where training was."""
-    ckpt = runs.checkpoint_path(run.run_dir)
-    run.accelerator.load_state(str(ckpt))
-    run.state = TrainState(**json.loads((ckpt / "seqtag_state.json").read_text()))
-    run.checkpointed_step = run.state.global_step
-    if run.main:
-        # history records written after the checkpoint are of steps that will be trained again
-        runs.truncate_history(run.run_dir / runs.HISTORY_FILE, run.state.global_step, run.state.epoch)
-        log.info("resumed from %s at epoch %d, batch %d, step %d", ckpt, run.state.epoch + 1,
-                 run.state.batch_in_epoch, run.state.global_step)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# signals and checkpoints
-
-
-def install_signal_handlers(run: Run) -> dict:
-    """SIGINT/SIGTERM: the first finishes the current optimizer step, saves a checkpoint and stops
-    (:func:`stop_if_signalled`); a second stops at once. Returns the previous handlers."""
-
-    def on_signal(signum, _frame) -> None:
-        if run.stop_signal:
-            raise KeyboardInterrupt
-        run.stop_signal.append(signum)
-        if run.main:
-            log.warning("%s: stopping after this step and saving a checkpoint (send it again to stop at once)",
-                        signal.Signals(signum).name)
-
-    return {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-
-
-def stop_if_signalled(run: Run) -> None:
-    """If any process received a signal: save a checkpoint unless one holds this exact state, and stop."""
-    acc = run.accelerator
-    if not acc.reduce(torch.tensor([float(bool(run.stop_signal))], device=acc.device), "max").item():
-        return
-    if run.checkpointed_step != run.state.global_step:
-        save_checkpoint(run)
-    signum = run.stop_signal[0] if run.stop_signal else signal.SIGINT  # the signal may have reached another process
-    raise Interrupted(f"stopped by {signal.Signals(signum).name} at epoch {run.state.epoch + 1}, step "
-                      f"{run.state.global_step}; a "
-                      f"resumable checkpoint is saved in {run.run_dir / runs.CHECKPOINT_DIR / 'last'}. Continue with: "
-                      f"seqtag train {run.run_dir / runs.CONFIG_FILE} train.resume=true", signum=int(signum))
-
-
-def save_checkpoint(run: Run) -> None:
-    """Write ``checkpoints/last`` atomically: one temporary directory for all processes (each writes its own RNG
-    state into it), renamed into place by the main process once every process has finished writing."""
-    acc = run.accelerator
-    tmp = run.run_dir / runs.CHECKPOINT_DIR / f".tmp-{run.state.global_step}"
-    acc.wait_for_everyone()
-    acc.save_state(str(tmp))
-    acc.wait_for_everyone()
-    if run.main:
-        runs.write_json_atomic(tmp / "seqtag_state.json", asdict(replace(run.state, elapsed_s=run.elapsed())))
-        runs.swap_in_checkpoint(run.run_dir, tmp)
-    acc.wait_for_everyone()
-    run.checkpointed_step = run.state.global_step
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# one epoch
 
 
 def train_epoch(run: Run) -> bool:
@@ -439,92 +323,3 @@ def nan_message(run: Run, examples: list[str]) -> str:
             f"{state.global_step + 1}, batch {state.batch_in_epoch + 1} of the epoch; {kept}. The batch's examples "
             f"begin: {shown}. Lower train.learning_rate, use train.mixed_precision=no, check the loss parameters, or "
             f"set train.nan_policy=skip to skip such batches (they are counted in run_info.json)")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the end
-
-
-def final_evaluation(run: Run, last_dev: tuple[int, dict] | None) -> runs.Metrics:
-    """Scores of the best weights on every evaluation split. When the best epoch is the one that just ended in
-    this process, the model already holds those weights and dev has just been evaluated on them: neither is
-    repeated (a dev pass was ~4 % of a CoNLL epoch's run)."""
-    run.accelerator.wait_for_everyone()
-    in_memory = last_dev is not None and last_dev[0] == run.state.best_epoch
-    if not in_memory:
-        load_best(run)
-    bs = run.cfg.train.eval_batch_size
-    return {split: runs.SplitScores.from_dict(last_dev[1] if in_memory and split == "dev" else
-                                              run.task.evaluate(run.model, split, run.accelerator, bs))
-            for split in run.task.eval_splits}
-
-
-def finish(run: Run, results: runs.Metrics) -> None:
-    """Write metrics, curves and the finished run record; drop the checkpoint unless it is to be kept."""
-    if run.main:
-        runs.write_metrics(run.run_dir / runs.METRICS_FILE, results)
-        if run.cfg.train.plot:
-            plot_history(run.run_dir / runs.HISTORY_FILE, run.run_dir / runs.CURVES_FILE, run_name=run.run_dir.name,
-                         loss=loss_label(run.cfg.loss.name, run.cfg.loss.params), model=run.cfg.model.name_or_path)
-        write_info(run, status="finished")
-        if not run.cfg.train.keep_checkpoint:  # a finished run needs no resumable state (sweeps: saves disk)
-            shutil.rmtree(run.run_dir / runs.CHECKPOINT_DIR, ignore_errors=True)
-    run.accelerator.wait_for_everyone()
-
-
-def save_model(run: Run) -> None:
-    """Save weights (safetensors), config and tokenizer at the top of the run directory, file by file atomically
-    (a CRF head writes its transitions file among them: :meth:`seqtag.modeling.heads.CRFTagger.save_pretrained`)."""
-    acc = run.accelerator
-    acc.wait_for_everyone()
-    if run.main:
-        tmp = Path(tempfile.mkdtemp(dir=run.run_dir, prefix=".best-"))
-        acc.unwrap_model(run.model).save_pretrained(tmp, safe_serialization=True)
-        run.tokenizer.save_pretrained(tmp)
-        for f in tmp.iterdir():
-            if f.is_file():
-                runs.usual_permissions(f)
-            os.replace(f, run.run_dir / f.name)
-        shutil.rmtree(tmp)
-    acc.wait_for_everyone()
-
-
-def load_best(run: Run) -> None:
-    """Copy the saved best weights into the model in place, one tensor at a time (no second copy of the model
-    in memory)."""
-    from safetensors import safe_open
-
-    unwrapped = run.accelerator.unwrap_model(run.model)
-    if isinstance(unwrapped, CRFTagger):  # the transitions from their own file, the encoder's weights below
-        unwrapped.load_transitions(run.run_dir / TRANSITIONS_FILE)
-        unwrapped = unwrapped.encoder
-    params = unwrapped.state_dict(keep_vars=True)
-    path = run.run_dir / "model.safetensors"
-    # read on the CPU and copy to the model's device ("cpu:0" under several CPU processes is not a device
-    # safetensors accepts)
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        keys = set(f.keys())
-        missing = sorted(set(params) - keys - set(getattr(unwrapped, "_tied_weights_keys", None) or []))
-        unexpected = sorted(keys - set(params))
-        if missing or unexpected:
-            raise SeqtagError(f"{path} does not match the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-        with torch.no_grad():
-            for k in keys:
-                params[k].copy_(f.get_tensor(k))
-
-
-def write_info(run: Run, *, status: str, error: str | None = None) -> None:
-    """``run_info.json`` through its schema (:class:`seqtag.runs.RunInfo`); the task adds its own fields."""
-    cfg, state = run.cfg, run.state
-    info = runs.RunInfo(
-        status=status, task=cfg.task, seqtag_version=__version__, torch_version=torch.__version__,
-        hardware=hardware(), error=error,
-        epochs=state.epoch, configured_epochs=cfg.train.epochs, global_steps=state.global_step,
-        best_epoch=state.best_epoch, best_dev_f1=state.best_f1 if state.best_epoch is not None else None,
-        skipped_batches=state.skipped_batches, wall_time_s=round(run.elapsed(), 1),
-        total_batch_size=run.total_batch, processes=run.accelerator.num_processes,
-        mixed_precision=run.accelerator.mixed_precision, loss=runs.LossRecord(cfg.loss.name, dict(cfg.loss.params)),
-        base_model=cfg.model.name_or_path, learning_rate=cfg.train.learning_rate, seed=cfg.train.seed,
-        datasets=[v for v in (cfg.data.hub_dataset, cfg.data.train) if v], config=to_dict(cfg),
-    )
-    runs.write_run_info(run.run_dir, replace(info, **run.task.info))

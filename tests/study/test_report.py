@@ -9,7 +9,7 @@ import pytest
 from seqtag.study.report import mean_std, read_results_csv, summarise, write_results
 from seqtag.study.sweep import choose_lrs
 
-STUDIES = sorted(p.parent for p in (Path(__file__).resolve().parents[1] / "docs" / "study").glob("*/results.md"))
+STUDIES = sorted(p.parent for p in (Path(__file__).resolve().parents[2] / "docs" / "study").glob("*/results.md"))
 
 
 def test_the_studies_are_there():

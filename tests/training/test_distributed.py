@@ -24,7 +24,7 @@ import pytest
 from seqtag.cli import main
 from tests.tiny import make_tiny_model_dir, tiny_config, write_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not installed")
 

@@ -233,7 +233,7 @@ def test_the_advice_quotes_the_committed_imbalance_results():
 
     from seqtag.data.stats import MEASURED_DELTAS, MEASURED_O_SHARES
 
-    rows = list(csv.DictReader(open(Path(__file__).parents[1] / "docs/study/imbalance/results.csv")))
+    rows = list(csv.DictReader(open(Path(__file__).parents[2] / "docs/study/imbalance/results.csv")))
     f1 = {(r["level"], r["setting"], r["seed"]): 100 * float(r["test_f1"]) for r in rows if float(r["lr"]) == 2e-4}
 
     def delta(level: str, setting: str) -> str:

@@ -19,7 +19,7 @@ def test_every_key_has_a_meaning_and_appears_once():
         for f in dataclasses.fields(cls):
             if prefix == "" and f.name in SECTIONS:
                 continue
-            assert comments[f.name], f"{prefix}{f.name} needs a trailing comment in seqtag/config.py"
+            assert comments[f.name], f"{prefix}{f.name} needs a trailing comment in seqtag/config/schema.py"
             assert text.count(f"| `{prefix}{f.name}` |") == 1
     assert all(f"`{key}`" in text for key in RANGES)
 

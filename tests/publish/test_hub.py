@@ -24,7 +24,7 @@ from seqtag.publish.hub import NO_TOKEN, files_to_upload, push_run, resolve_toke
 from tests.fake_run import SENTENCE, make_run, split_front_matter
 from tests.hub_server import FakeHub
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ALICE = "hf_aliceSecret0123456789abcdefXYZ"
 BOB = "hf_bobSecret9876543210fedcbaQRS"
 TOKENS = {ALICE: "alice", BOB: "bob"}

@@ -19,7 +19,7 @@ from seqtag.errors import ConfigError, LossConfigError
 from seqtag.runs import config_differences
 from tests.cli_subprocess import listing, run_seqtag, user_error
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 BASE = {"model": {"name_or_path": "bert-base-cased"}, "data": {"train": "train.txt"}}
 
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from seqtag.cli import COMMANDS, main
+from seqtag.cli import main
+from seqtag.cli.main import COMMANDS
 from tests.tiny import tiny_config, write_config
 
 
@@ -85,9 +86,9 @@ def test_version_and_top_level_help(capsys):
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_argument_has_help_and_examples_run_from_a_clone(command):
-    from seqtag.cli import EXAMPLES, _parser
+    from seqtag.cli.parser import EXAMPLES, build_parser
 
-    sub = next(a for a in _parser()._actions if a.dest == "command").choices[command]
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
     undocumented = [a.dest for a in sub._actions if a.dest != "help" and not a.help]
     assert not undocumented
     assert "../shared" not in EXAMPLES[command] and "lstar:k" not in EXAMPLES[command]  # fresh-clone paths only
@@ -125,7 +126,7 @@ def test_stats_into_a_closed_pipe_is_quiet(tmp_path):
 
     f = tmp_path / "t.txt"
     f.write_text("".join(f"w{i} B-PER\nx O\n\n" for i in range(3000)))
-    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"}
     res = subprocess.run(f"{sys.executable} -m seqtag stats {f} --json | head -1", shell=True, capture_output=True,
                          text=True, env=env, timeout=120)
     assert res.stdout.strip() == "{" and "Broken pipe" not in res.stderr and "Traceback" not in res.stderr

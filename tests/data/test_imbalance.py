@@ -15,7 +15,7 @@ from seqtag.data.readers import read_tagged
 from seqtag.data.sentence import Sentence
 from seqtag.errors import DataError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _corpus(n: int = 60, seed: int = 0) -> list[Sentence]:

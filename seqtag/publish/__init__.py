@@ -1,0 +1,9 @@
+"""Publishing a finished run: the model card and the Hub upload. Reads a run directory, nothing else.
+
+- :mod:`~seqtag.publish.card_facts`: the facts a card states, read from the run's records.
+- :mod:`~seqtag.publish.card_metadata`: the card's YAML front matter and ``model-index``.
+- :mod:`~seqtag.publish.card`: the card's text.
+- :mod:`~seqtag.publish.hub`: ``seqtag push``: what is uploaded, the token, the errors.
+
+Imports: modeling (the CRF file name), data, config, runs, losses and the core modules; never training, study or cli.
+"""
