@@ -12,7 +12,6 @@ import importlib.resources
 
 import datasets
 from seqeval.metrics import f1_score
-from seqtag.hf import trainer_loss
 from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
@@ -24,6 +23,7 @@ from transformers import (
 from seqtag.data.align import encode_sentences, merge_windows
 from seqtag.data.conll import read_conll
 from seqtag.data.schemes import entity_types, labels_for
+from seqtag.hf import trainer_loss
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--sentences", type=int, default=None, help="use the first N train and N dev sentences")
