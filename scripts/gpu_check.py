@@ -162,10 +162,10 @@ def history_tokens_per_s(history: Path) -> float | None:
     return sum(last.values()) / len(last) if last else None
 
 
-def generated_qa(conll: Path, out: Path, limit: int | None = None) -> Path:
+def generated_qa(conll: Path, out: Path) -> Path:
     """SQuAD v1.1 JSON of questions over the sentences of a CoNLL file: for each entity type of a sentence,
     "Which <type> is mentioned?" answered by its first entity of that type (character offsets in the words
-    joined by spaces). ``limit``: the first N sentences that hold an entity."""
+    joined by spaces)."""
     from seqtag.data.conll import read_conll
     from seqtag.data.schemes import spans
 
@@ -180,8 +180,6 @@ def generated_qa(conll: Path, out: Path, limit: int | None = None) -> Path:
                         "answers": [{"text": text, "answer_start": offsets[start][0]}]})
         if qas:
             paragraphs.append({"context": " ".join(words), "qas": qas})
-        if limit is not None and len(paragraphs) >= limit:
-            break
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"version": "1.1", "data": [{"title": conll.stem, "paragraphs": paragraphs}]}))
     return out
@@ -558,8 +556,8 @@ def report(record: dict) -> str:
         "# GPU check",
         f"Command: `{record['command']}`",
         f"Machine: {record['machine']}.",
-        *(["Dry run: every stage on CPU with a toy model (2 layers, hidden 32) at toy size; the speeds and scores "
-           "say nothing about the GPU."] if record["dry_run"] else []),
+        *([f"Dry run: every stage on CPU at toy size with {record['model']}; the speeds and scores say nothing "
+           "about a GPU."] if record["dry_run"] else []),
         f"Peak: {bc.fmt(record['peak_tflops'], 0)} TFLOP/s dense bf16 ({record['peak_source']}). {FLOPS_NOTE}",
         f"Result: {passed} of {len(stages)} stages passed in {record['elapsed_s']:.0f} s (budget "
         f"{record['budget_s']:.0f} s).",
