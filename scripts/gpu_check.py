@@ -387,7 +387,6 @@ def run_process(ctx: Context, argv: list[str], log: Path) -> float:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(bc.REPO), os.environ.get("PYTHONPATH")]))}
     if ctx.dry_run:
         env.setdefault("OMP_NUM_THREADS", "1")
-    deadline = ctx.deadline
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as f:
         f.write("$ " + " ".join(argv) + "\n")
@@ -396,7 +395,7 @@ def run_process(ctx: Context, argv: list[str], log: Path) -> float:
         proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=bc.REPO,
                                 start_new_session=True)
         try:
-            rc = proc.wait(timeout=max(deadline - t, 1))
+            rc = proc.wait(timeout=max(ctx.deadline - t, 1))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -440,23 +439,23 @@ def stage_crf(ctx: Context) -> dict:
 
 
 def stage_fp16(ctx: Context) -> dict:
-    # fp16 needs CUDA (seqtag refuses it on CPU): the dry run takes the same path in fp32
-    return train_stage(ctx, "fp16", "configs/quickstart.yaml", ["train.mixed_precision=" + ("no" if ctx.dry_run else "fp16")])
+    precision = "no" if ctx.dry_run else "fp16"  # seqtag refuses fp16 without CUDA: the dry run takes the path in fp32
+    return train_stage(ctx, "fp16", "configs/quickstart.yaml", [f"train.mixed_precision={precision}"])
 
 
 def stage_qa(ctx: Context) -> dict:
     squad = find_squad(ctx.qa_data, ctx.model)
     short = ["data.max_length=128", "data.doc_stride=32"]
     if squad is not None:
-        extra, data = [f"data.train={squad}", f"data.dev={squad}", *(short if ctx.dry_run else [])], \
-            f"SQuAD v1.1 dev file {squad}, articles 1-38 / 39-48"
+        extra = [f"data.train={squad}", f"data.dev={squad}", *(short if ctx.dry_run else [])]
+        data = f"SQuAD v1.1 dev file {squad}, articles 1-38 / 39-48"
     else:
         qa = ctx.workdir / "qa-pointer" / "data"
         extra = [f"data.train={generated_qa(BUNDLED / 'train.txt', qa / 'train.json')}",
                  f"data.dev={generated_qa(BUNDLED / 'dev.txt', qa / 'dev.json')}",
                  "data.train_articles=null", "data.dev_articles=null", *short]
-        data = "questions generated from the bundled WNUT-17 (" + ("--qa-data generated" if ctx.qa_data == "generated"
-                                                                   else "no SQuAD file found") + ")"
+        why = "--qa-data generated" if ctx.qa_data == "generated" else "no SQuAD file found"
+        data = f"questions generated from the bundled WNUT-17 ({why})"
     res = train_stage(ctx, "qa-pointer", "configs/squad_pointer.yaml", extra, data)
     return res if squad is not None else {**res, "reference": None}
 
