@@ -15,7 +15,16 @@ Configurations (``--configs``):
 * ``hf-default``: ``Trainer`` + ``DataCollatorForTokenClassification`` + first-subword labels as
   ``examples/pytorch/token-classification/run_ner.py`` does with its defaults (fp32, random batches, fused
   AdamW)
-* ``hf-tuned``: the same with ``train_sampling_strategy="group_by_length"``, ``bf16=True``, ``use_cpu=True``
+* ``hf-tuned-fp32``: the same with ``train_sampling_strategy="group_by_length"``, ``use_cpu=True``
+* ``hf-tuned-bf16``: the same with ``bf16=True`` as well
+* ``hf-tuned``: the tuned Trainer at the precision that is fast here, the rule of ``train.mixed_precision: auto``
+  (``seqtag.modeling.accel.resolve_precision``): ``hf-tuned-bf16`` on a CPU with AMX, ``hf-tuned-fp32`` elsewhere
+  (where bf16 is emulated or slower than fp32)
+
+By default every fp32 configuration runs, and the bf16 ones too where ``auto`` picks bf16 (a CPU with AMX);
+elsewhere bf16 runs only when named in ``--configs``. The speed-up table pairs configurations of the same
+precision only, so no ratio sets seqtag in fp32 against a baseline in emulated bf16. The matmul ceiling is
+measured only for the precisions that run, each within about ``--ceiling-cap-s`` seconds.
 
     PYTHONPATH=. python scripts/bench_train.py --out bench/train.md                 # the full measurement
     PYTHONPATH=. python scripts/bench_train.py --max-train-sentences 300 --max-dev-sentences 200   # smoke run
@@ -43,8 +52,10 @@ CONFIGS = {
     "seqtag-fp32": {"kind": "seqtag", "precision": "no", "grouped": True},
     "seqtag-bf16": {"kind": "seqtag", "precision": "bf16", "grouped": True},
     "hf-default": {"kind": "hf", "precision": "no", "grouped": False},
-    "hf-tuned": {"kind": "hf", "precision": "bf16", "grouped": True},
+    "hf-tuned-fp32": {"kind": "hf", "precision": "no", "grouped": True},
+    "hf-tuned-bf16": {"kind": "hf", "precision": "bf16", "grouped": True},
 }
+TUNED = "hf-tuned"  # the tuned Trainer at the precision train.mixed_precision=auto picks here
 LEGEND = (
     "loop s: training loop only (setup and evaluation excluded), wall time. loop CPU s: CPU time of the "
     "child's threads over the loop (near threads x loop s on a quiet machine; much less: the loop waited "
@@ -52,7 +63,8 @@ LEGEND = (
     "subprocess (imports, data, tokenisation, model load, training, saving, dev evaluation). words/s: "
     "training words / that time. padding: share of padded positions in the training batches. useful "
     "GFLOP/s: training FLOPs of the real tokens / loop s; of ceiling: that over the matmul rate of the "
-    "same precision. speed-up: baseline time / seqtag time (above 1: seqtag is faster)."
+    "same precision. speed-up: baseline time / seqtag time (above 1: seqtag is faster), for configurations "
+    "of the same precision."
 )
 BATCH, EPOCHS, LR, SEED, MAX_LENGTH, WARMUP, WEIGHT_DECAY, EVAL_BATCH = 32, 1, 1e-4, 42, 128, 0.1, 0.01, 64
 
@@ -300,6 +312,57 @@ def child_main(spec_path: str) -> None:
 # ------------------------------------------------------------------------------------------------ parent
 
 
+def dtype_of(name: str) -> str:
+    """The torch dtype of a configuration's matmuls, as the ceiling is keyed.
+
+    >>> dtype_of("seqtag-fp32"), dtype_of("hf-tuned-bf16")
+    ('float32', 'bfloat16')
+    """
+    return "bfloat16" if CONFIGS[name]["precision"] == "bf16" else "float32"
+
+
+def select_configs(requested: list[str] | None, auto: str, skip_baselines: bool = False) -> list[str]:
+    """The configurations to run, in ``CONFIGS`` order, given ``--configs`` and what
+    ``train.mixed_precision=auto`` resolves to on this machine (``auto``: ``"bf16"`` or ``"no"``).
+
+    By default every fp32 configuration, and the bf16 ones only where ``auto`` picks bf16 (a CPU with AMX); a
+    named configuration always runs; ``hf-tuned`` names the tuned Trainer at ``auto``'s precision.
+
+    >>> select_configs(None, "no")
+    ['seqtag-fp32', 'hf-default', 'hf-tuned-fp32']
+    >>> select_configs(None, "bf16", skip_baselines=True)
+    ['seqtag-fp32', 'seqtag-bf16']
+    >>> select_configs(["hf-tuned", "seqtag-bf16"], "no")
+    ['seqtag-bf16', 'hf-tuned-fp32']
+    """
+    if requested is None:
+        names = {n for n in CONFIGS if auto == "bf16" or CONFIGS[n]["precision"] == "no"}
+    else:
+        names = {("hf-tuned-bf16" if auto == "bf16" else "hf-tuned-fp32") if n == TUNED else n for n in requested}
+    return [n for n in CONFIGS if n in names and not (skip_baselines and CONFIGS[n]["kind"] == "hf")]
+
+
+def measure_ceiling(threads: int, dtypes: set[str], cap_s: float) -> dict[str, float | None]:
+    """This machine's matmul rate (GFLOP/s) in each of ``dtypes``, as ``bc.ceiling`` measures it (each shape of
+    ``bc.CEILING_SHAPES``'s median rate, FLOP-weighted), with the repeats cut so that one precision takes about
+    ``cap_s`` seconds (at least one repeat of 10 products per shape: emulated bf16 can be 20x slower than fp32).
+    A precision not in ``dtypes`` is None: no configuration runs in it, so it is not measured."""
+    import torch
+
+    torch.set_num_threads(threads)
+    out: dict[str, float | None] = {"float32": None, "bfloat16": None}
+    flops = [2 * m * k * n for m, k, n in bc.CEILING_SHAPES]
+    for dtype in sorted(dtypes):
+        print(f"measuring the {dtype} matmul ceiling with {threads} threads (at most ~{cap_s:.0f} s) ...",
+              file=sys.stderr, flush=True)
+        probe = [bc.matmul_gflops(m, k, n, dtype, repeats=1, inner=1) for m, k, n in bc.CEILING_SHAPES]
+        per_repeat_s = sum(10 * f / (r * 1e9) for f, r in zip(flops, probe))  # one repeat = 10 products per shape
+        repeats = max(1, min(30, int(cap_s / per_repeat_s)))
+        rates = [bc.matmul_gflops(m, k, n, dtype, repeats) for m, k, n in bc.CEILING_SHAPES]
+        out[dtype] = sum(flops) / sum(f / r for f, r in zip(flops, rates))
+    return out
+
+
 def run_config(name: str, args, data: Path, workdir: Path, repeat: int) -> dict:
     wd = workdir / f"{name}-{repeat}"
     wd.mkdir(parents=True, exist_ok=True)
@@ -347,7 +410,7 @@ def summarise(name: str, runs: list[dict], words: int, dims: bc.EncoderDims, cei
         "rss_phases": first["rss_phases"],
         "dev_f1": med("dev_f1"),
         "useful_gflops": rate,
-        "ceiling_share": rate / ceil["bfloat16" if precision == "bf16" else "float32"],
+        "ceiling_share": rate / ceil[dtype_of(name)] if ceil[dtype_of(name)] else None,
         "repeats": len(runs),
     }
 
@@ -361,6 +424,7 @@ def report(
     ceil: dict,
     machine: str,
     command: str,
+    auto: str,
 ) -> str:
     table = bc.markdown_table(
         [
@@ -392,14 +456,12 @@ def report(
                 bc.fmt(r["peak_rss_mb"], 0),
                 bc.fmt(r["dev_f1"], 4),
                 bc.fmt(r["useful_gflops"]),
-                f"{r['ceiling_share']:.1%}",
+                "–" if r["ceiling_share"] is None else f"{r['ceiling_share']:.1%}",
             ]
             for r in rows
         ],
         right=[False, False, False] + [True] * 10,
     )
-    ours = [r for r in rows if r["name"].startswith("seqtag")]
-    theirs = [r for r in rows if not r["name"].startswith("seqtag")]
     pairs = (
         bc.markdown_table(
             [
@@ -419,13 +481,12 @@ def report(
                     bc.ratio(a["peak_rss_mb"], b["peak_rss_mb"]),
                     f"{a['dev_f1'] - b['dev_f1']:+.4f}",
                 ]
-                for a in ours
-                for b in theirs
+                for a, b in like_pairs(rows)
             ],
             right=[False, False, True, True, True, True],
         )
-        if ours and theirs
-        else "(no baseline ran: --skip-baselines)"
+        if like_pairs(rows)
+        else "(no baseline of the same precision as a seqtag configuration ran)"
     )
     repeats = rows[0]["repeats"] if rows else 0
     shapes = ", ".join(f"{m}x{k} @ {k}x{n}" for m, k, n in bc.CEILING_SHAPES)
@@ -434,13 +495,40 @@ def report(
         f"Work: 1 epoch over {sentences:,} CoNLL-2003 training sentences ({words:,} words), batch {BATCH}, "
         f"lr {LR:g}, seed {SEED}, max_length {MAX_LENGTH}; dev F1 on {args.max_dev_sentences or 'all'} "
         f"dev sentences. Times are the median of {repeats} run(s) per configuration.",
-        f"Ceiling (this run): matmul {bc.fmt(ceil['float32'])} GFLOP/s fp32, "
-        f"{bc.fmt(ceil['bfloat16'])} GFLOP/s bf16 (shapes {shapes}, FLOP-weighted, median of repeats). "
+        f"Precision: train.mixed_precision auto resolves to {'bf16' if auto == 'bf16' else 'fp32'} on this machine "
+        "(bf16 only on a CPU with AMX); bf16 configurations run by default only there.",
+        f"Ceiling (this run): matmul {ceiling_text(ceil)}; shapes {shapes}, FLOP-weighted, median of repeats. "
         f"Training FLOPs per sequence of n real tokens: 6 N n + 12 L n^2 d with N = {dims.matmul_params:,} "
         f"matmul weights, L = {dims.layers}, d = {dims.d_model} "
         f"(~{6 * dims.matmul_params / 1e6:.1f} MFLOP per token plus attention).",
     ]
     return "\n\n".join([*header, table, pairs, rss_phase_table(rows), LEGEND])
+
+
+def like_pairs(rows: list[dict]) -> list[tuple[dict, dict]]:
+    """(seqtag row, baseline row) pairs of the same precision: a speed-up across precisions would measure the
+    precision (bf16 is emulated, 20x slower, on an AVX2 CPU), not the code.
+
+    >>> rows = [{"name": "seqtag-fp32", "precision": "fp32"}, {"name": "hf-tuned-bf16", "precision": "bf16"},
+    ...         {"name": "hf-default", "precision": "fp32"}]
+    >>> [(a["name"], b["name"]) for a, b in like_pairs(rows)]
+    [('seqtag-fp32', 'hf-default')]
+    """
+    ours = [r for r in rows if r["name"].startswith("seqtag")]
+    theirs = [r for r in rows if not r["name"].startswith("seqtag")]
+    return [(a, b) for a in ours for b in theirs if a["precision"] == b["precision"]]
+
+
+def ceiling_text(ceil: dict) -> str:
+    """The measured ceilings for the report.
+
+    >>> ceiling_text({"float32": 161.42, "bfloat16": None})
+    '161.4 GFLOP/s fp32, bf16 not measured: no bf16 configuration ran'
+    """
+    parts = [f"{bc.fmt(rate)} GFLOP/s {label}" if rate is not None else
+             f"{label} not measured: no {label} configuration ran"
+             for label, rate in (("fp32", ceil["float32"]), ("bf16", ceil["bfloat16"]))]
+    return ", ".join(parts)
 
 
 RSS_PHASES = ("setup", "train", "evaluate", "save")
@@ -463,20 +551,23 @@ def rss_phase_table(rows: list[dict]) -> str:
 
 
 def main_bench(args) -> None:
+    from seqtag.modeling.accel import resolve_precision
+
     data = bc.require_data()
     command, machine = bc.command_line(), bc.machine()
-    names = [n for n in args.configs if not (args.skip_baselines and CONFIGS[n]["kind"] == "hf")]
+    auto = resolve_precision("auto")
+    names = select_configs(args.configs, auto, args.skip_baselines)
     sentences = bc.read_words(data / "train.txt", args.max_train_sentences)
     words = sum(len(s) for s in sentences)
     dims = bc.model_dims(bc.model_dir(), num_labels=9)
-    ceil = bc.ceiling(args.threads)
+    ceil = measure_ceiling(args.threads, {dtype_of(n) for n in names}, args.ceiling_cap_s)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="seqtag-bench-train-"))
     results: dict[str, list[dict]] = {n: [] for n in names}
     for repeat in range(args.repeats):  # round-robin, so slow drifts of a shared machine hit every row alike
         for name in names:
             results[name].append(run_config(name, args, data, workdir, repeat))
     rows = [summarise(n, results[n], words, dims, ceil) for n in names]
-    bc.write_report(report(rows, args, words, len(sentences), dims, ceil, machine, command), args.out)
+    bc.write_report(report(rows, args, words, len(sentences), dims, ceil, machine, command, auto), args.out)
     bc.remove_workdir(workdir, args)
 
 
@@ -631,7 +722,11 @@ def parse_args(argv=None):
         "--max-dev-sentences", type=int, default=None, help="first N dev sentences scored (default: all)"
     )
     p.add_argument("--repeats", type=int, default=1, help="runs per configuration (median reported)")
-    p.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    p.add_argument("--configs", nargs="+", choices=[*CONFIGS, TUNED],
+                   help="default: the fp32 configurations, and the bf16 ones where mixed_precision auto picks bf16 "
+                   "(a CPU with AMX); hf-tuned: the tuned Trainer at that precision")
+    p.add_argument("--ceiling-cap-s", type=float, default=20,
+                   help="about how long the matmul ceiling of one precision may take (default 20 s)")
     p.add_argument("--skip-baselines", action="store_true", help="run the seqtag configurations only")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in every configuration")
     p.add_argument("--out", help="also write the report (markdown) here")
