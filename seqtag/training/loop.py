@@ -166,10 +166,10 @@ def train_epoch(run: Run) -> bool:
     """Train from where the epoch stands to its end (or to ``total_steps``); True when ``total_steps`` is reached."""
     from tqdm.auto import tqdm
 
-    tc, state, acc = run.cfg.train, run.state, run.accelerator
+    tc, state = run.cfg.train, run.state
     run.sampler.use_epoch(state.epoch)
     run.model.train()
-    loader = acc.skip_first_batches(run.train_loader, state.batch_in_epoch) if state.batch_in_epoch else run.train_loader
+    loader = run.accelerator.skip_first_batches(run.train_loader, state.batch_in_epoch) if state.batch_in_epoch else run.train_loader
     bar = tqdm(total=len(run.train_loader), initial=state.batch_in_epoch, disable=not run.main,
                desc=f"epoch {state.epoch + 1}/{tc.epochs}", unit="batch", dynamic_ncols=True)
     batches = iter(loader)
@@ -177,7 +177,6 @@ def train_epoch(run: Run) -> bool:
     try:
         while window := [b for _, b in zip(range(tc.grad_accum), batches, strict=False)]:  # next grad_accum batches
             step = optimizer_step(run, window)
-            seen_tokens += sum(int(b["attention_mask"].sum()) for b in window) * acc.num_processes
             state.batch_in_epoch += len(window)
             bar.update(len(window))
             if step is None:  # a non-finite loss under nan_policy=skip
@@ -185,6 +184,12 @@ def train_epoch(run: Run) -> bool:
                 if run.main:
                     log.warning("skipped a batch with a non-finite loss at step %d (%d skipped so far)",
                                 state.global_step + 1, state.skipped_batches)
+                stop_if_signalled(run)
+                continue
+            seen_tokens += step.input_tokens
+            if not step.stepped:  # fp16: the loss scaler found inf/NaN gradients, lowered its scale, kept the weights
+                if run.main:
+                    log.debug("the loss scaler skipped the update at step %d (inf/NaN gradients)", state.global_step + 1)
                 stop_if_signalled(run)
                 continue
             lr = run.scheduler.get_last_lr()[0]  # the rate this step used
@@ -203,10 +208,13 @@ def train_epoch(run: Run) -> bool:
 
 @dataclass
 class StepResult:
-    loss_sum: float  # summed loss of this process's labelled tokens
-    tokens: int  # this process's labelled tokens
-    window_tokens: int  # labelled tokens of the whole window over all processes (the normaliser)
-    logits: torch.Tensor  # of the last micro-batch (N, C), for the dynamics diagnostics
+    """One accumulation window whose losses were all finite, summed over all processes."""
+
+    stepped: bool  # False when the fp16 loss scaler found inf/NaN gradients and skipped the update
+    loss_sum: float  # summed loss of the window's labelled tokens
+    tokens: int  # labelled tokens of the window (the normaliser)
+    input_tokens: int  # real (unpadded) input tokens of the window, for the tokens/s readout
+    logits: torch.Tensor  # of this process's last micro-batch (N, C), for the dynamics diagnostics
     targets: torch.Tensor
 
 
@@ -214,44 +222,70 @@ def optimizer_step(run: Run, window: list[dict]) -> StepResult | None:
     """One optimizer step over an accumulation window of micro-batches; None when it was skipped (non-finite
     loss under ``train.nan_policy=skip``).
 
-    ``optimizer.step()`` and ``zero_grad()`` are called after every micro-batch: inside
-    ``accelerator.accumulate`` accelerate's wrapped optimizer skips both until the window's last micro-batch
-    (``sync_gradients``), so the parameters change once per window, with the gradients of the whole window.
+    Every process runs the forward and backward pass of every micro-batch, so DDP's gradient all-reduce always
+    has all processes; then the window is judged in one all-reduce of ``(non-finite flag per process and
+    micro-batch, loss sum, labelled tokens, input tokens)``, read back to the host once. (The flags are summed:
+    accelerate's ``reduce`` knows only ``sum``, ``mean`` and ``max`` and sums for any other name.) A non-finite
+    loss in any process's micro-batch stops every process (``nan_policy=stop``) or drops the window on every
+    process (``skip``): its gradients, NaN everywhere after the all-reduce, are zeroed without clipping,
+    unscaling or stepping, so the weights and an fp16 loss scaler stay exactly as they were. The only other
+    collective is the window's labelled-token count, needed before the first backward pass; nothing else is
+    read back per micro-batch.
+
+    Clipping and ``optimizer.step()`` run once, after the window's last backward pass. (The window's
+    micro-batches are fetched before the first one runs, so in an epoch's last window accelerate already knows
+    the data loader is exhausted and synchronises every micro-batch: a step after each would update the weights
+    more than once per window.) Under fp16 the loss scaler may still skip the update (inf/NaN gradients):
+    :attr:`StepResult.stepped` says whether the weights moved, read from the scaler's scale, which drops exactly
+    when it skips. (accelerate's ``optimizer_step_was_skipped`` stays False with the fused AdamW used here: the
+    scaler hands the inf check to the fused kernel and always calls its ``step``.)
     """
     tc, acc = run.cfg.train, run.accelerator
-    n_local = sum(int((b["labels"] >= 0).sum()) if "labels" in b else len(b["input_ids"]) for b in window)
-    n_window = int(acc.reduce(torch.tensor([n_local], device=acc.device), "sum").item())
+    n_local = torch.zeros(1, dtype=torch.float64, device=acc.device)
+    for b in window:
+        n_local += (b["labels"] >= 0).sum() if "labels" in b else len(b["input_ids"])
+    n_window = acc.reduce(n_local, "sum")[0]
     # accelerator.backward divides by grad_accum; multiply back so the sum over the window is (sum of token losses)
     # / (labelled tokens in the window), and by the process count because DDP averages gradients over processes
-    scale = tc.grad_accum * acc.num_processes / max(n_window, 1)
-    total, tokens, skipped = 0.0, 0, False
-    for b in window:
+    scale = tc.grad_accum * acc.num_processes / n_window.clamp_min(1)
+    # flags (process, micro-batch) first, then loss sum, labelled tokens, input tokens; summed over processes
+    width = tc.grad_accum * acc.num_processes
+    stats = torch.zeros(width + 3, dtype=torch.float64, device=acc.device)
+    for i, b in enumerate(window):
         with acc.accumulate(run.model):
             loss_sum, n_lab, logits, targets = run.task.loss_step(run.model, b, run.loss)
-            if acc.reduce(torch.isfinite(loss_sum.detach()).float().reshape(1), "min").item() < 1:
-                if tc.nan_policy == "stop":
-                    raise TrainingStopped(nan_message(run, run.task.describe_examples(b)))
-                skipped = True
-                loss_sum = loss_sum.nan_to_num(0.0, 0.0, 0.0) * 0.0  # keeps DDP's collective calls in step
-            acc.backward(loss_sum * scale)
-            if acc.sync_gradients and tc.max_grad_norm > 0:
-                acc.clip_grad_norm_(run.model.parameters(), tc.max_grad_norm)
-            if not skipped:
-                run.optimizer.step()
-            run.optimizer.zero_grad(set_to_none=True)
-        total += 0.0 if skipped else loss_sum.item()
-        tokens += int(n_lab)
-    return None if skipped else StepResult(total, tokens, n_window, logits.detach(), targets)
+            loss = loss_sum.detach()
+            stats[acc.process_index * tc.grad_accum + i] = (~torch.isfinite(loss)).double()
+            stats[width] += loss.double()
+            stats[width + 1] += n_lab
+            stats[width + 2] += b["attention_mask"].sum()
+            acc.backward(loss_sum * scale.to(loss_sum.dtype))
+    totals = acc.reduce(stats, "sum").tolist()
+    flagged = [k for k in range(width) if totals[k] > 0]
+    if flagged:
+        process, i = divmod(min(flagged, key=lambda k: (k % tc.grad_accum, k)), tc.grad_accum)
+        run.optimizer.zero_grad(set_to_none=True)
+        if tc.nan_policy == "stop":
+            examples = run.task.describe_examples(window[i]) if process == acc.process_index else []
+            raise TrainingStopped(nan_message(run, examples, run.state.batch_in_epoch + i + 1,
+                                              process if acc.num_processes > 1 else None))
+        return None
+    scaler = getattr(acc, "scaler", None)  # a GradScaler under fp16, else None
+    scale_before = scaler.get_scale() if scaler is not None else None
+    if acc.sync_gradients and tc.max_grad_norm > 0:
+        acc.clip_grad_norm_(run.model.parameters(), tc.max_grad_norm)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    stepped = scaler is None or scaler.get_scale() >= scale_before
+    loss_total, tokens, input_tokens = totals[width:]
+    return StepResult(stepped, loss_total, int(tokens), int(input_tokens), logits.detach(), targets)
 
 
 def log_step(run: Run, step: StepResult, lr: float, tokens_per_s: float) -> dict:
-    """Append a step record to ``history.jsonl``: the loss per labelled token of the whole optimizer step,
-    summed over all processes, and (``train.dynamics``) the loss-weight diagnostics of its last micro-batch."""
-    acc = run.accelerator
-    totals = acc.reduce(torch.tensor([step.loss_sum, float(step.tokens)], dtype=torch.float64, device=acc.device),
-                        "sum").tolist()
+    """Append a step record to ``history.jsonl``: the loss per labelled token of the whole optimizer step over
+    all processes, and (``train.dynamics``) the loss-weight diagnostics of the main process's last micro-batch."""
     rec = {"type": "step", "step": run.state.global_step, "epoch": run.state.epoch + 1,
-           "loss": totals[0] / max(totals[1], 1.0), "lr": lr, "labelled_tokens": step.window_tokens,
+           "loss": step.loss_sum / max(step.tokens, 1), "lr": lr, "labelled_tokens": step.tokens,
            "tokens_per_s": round(tokens_per_s, 1), "time_s": round(run.elapsed(), 2)}
     if run.cfg.train.dynamics:
         rec.update(dynamics(run.loss, step.logits, step.targets, run.task.entity_label_ids))
@@ -310,7 +344,9 @@ def end_epoch(run: Run, done: bool) -> dict:
     return metrics
 
 
-def nan_message(run: Run, examples: list[str]) -> str:
+def nan_message(run: Run, examples: list[str], batch: int, process: int | None = None) -> str:
+    """``batch``: the micro-batch's number in the epoch (1-based); ``process``: the process whose micro-batch it was,
+    when there are several (``examples`` are empty on the others)."""
     state = run.state
     ckpt = runs.checkpoint_path(run.run_dir)
     if ckpt is not None:
@@ -318,8 +354,9 @@ def nan_message(run: Run, examples: list[str]) -> str:
                 f"{run.run_dir / runs.CONFIG_FILE} train.resume=true (after changing what caused this)")
     else:
         kept = "no checkpoint had been saved yet"
-    shown = " | ".join(examples[:4]) or "(not available)"
+    where = "" if process is None else f" in process {process}"
+    shown = " | ".join(examples[:4]) or (f"(shown by process {process})" if process is not None else "(not available)")
     return (f"non-finite (NaN or infinite) loss at epoch {state.epoch + 1}, optimizer step "
-            f"{state.global_step + 1}, batch {state.batch_in_epoch + 1} of the epoch; {kept}. The batch's examples "
+            f"{state.global_step + 1}, batch {batch} of the epoch{where}; {kept}. The batch's examples "
             f"begin: {shown}. Lower train.learning_rate, use train.mixed_precision=no, check the loss parameters, or "
             f"set train.nan_policy=skip to skip such batches (they are counted in run_info.json)")

@@ -29,15 +29,15 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not installed")
 
 
-def launch(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+def launch(*argv: str, cwd: Path, module: str = "seqtag", check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     # under CI=true transformers lets its records propagate to the root logger as well as printing them, so the
     # main process shows each transformers warning twice; what this module counts is one per *process*
     env.pop("CI", None)
     cmd = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", "-m", "seqtag", *argv]
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0", "-m", module, *argv]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.returncode == 0 or not check, res.stderr[-3000:]
     return res
 
 
@@ -157,3 +157,46 @@ def test_crf_head_two_processes_match_one_process(tmp_path):
     finite = torch.isfinite(t1)
     assert torch.equal(finite, torch.isfinite(t2)) and t1[finite].abs().max() > 0.01  # learned, not initial
     torch.testing.assert_close(t2[finite], t1[finite], rtol=1e-5, atol=1e-6)
+
+
+def _nan_on_one_rank(tmp_path, nan_policy: str) -> tuple[subprocess.CompletedProcess, Path, list[list[dict]]]:
+    """Two processes, one epoch of 3 windows (24 sentences, 4 per process); process 1's second micro-batch has a
+    NaN loss, process 0's does not. Returns the launch result, the run directory and each process's windows
+    (tests/training/nan_rank.py)."""
+    cfg = tiny_config(tmp_path, n_test=0, train={"epochs": 1, "batch_size": 4, "group_by_length": False,
+                                                 "nan_policy": nan_policy, "save_every_epoch": False})
+    config = write_config(tmp_path / "config.yaml", cfg)
+    res = launch(str(tmp_path), "1", "2", "train", str(config), cwd=tmp_path, module="tests.training.nan_rank",
+                 check=False)
+    windows = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    return res, Path(cfg["train"]["output_dir"]), windows
+
+
+def test_a_nan_on_one_process_stops_every_process(tmp_path):
+    """The processes agree that the window holds a non-finite loss and stop at that step, each with the
+    message; the one that saw it names its batch."""
+    res, run, windows = _nan_on_one_rank(tmp_path, "stop")
+    assert res.returncode != 0
+    msg = "non-finite (NaN or infinite) loss at epoch 1, optimizer step 2, batch 2 of the epoch in process 1"
+    assert res.stderr.count(f"seqtag train: error: {msg}") == 2, res.stderr[-3000:]
+    assert "The batch's examples begin: [CLS]" in res.stderr  # process 1 shows its examples
+    assert "seqtag/training" not in res.stderr  # no traceback from seqtag (the launcher prints its own)
+    for w in windows:  # both stopped in window 2, before any step of theirs moved the weights
+        assert len(w) == 2 and w[1]["before"] == w[1]["after"]
+    assert windows[0][1]["after"] == windows[1][1]["after"]
+    assert json.loads((run / "run_info.json").read_text())["status"] == "failed"
+
+
+def test_a_nan_on_one_process_is_skipped_by_every_process(tmp_path):
+    """nan_policy=skip: every process skips the window, leaves its weights exactly as they were, and the
+    replicas stay identical; the run counts one skipped batch and takes the other two steps."""
+    res, run, windows = _nan_on_one_rank(tmp_path, "skip")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [[w["skipped"] for w in ws] for ws in windows] == [[False, True, False]] * 2
+    for ws in windows:
+        assert ws[1]["after"] == ws[1]["before"] != ws[0]["before"]  # window 1 stepped, window 2 did not
+        assert ws[2]["after"] != ws[2]["before"]
+    assert [w["after"] for w in windows[0]] == [w["after"] for w in windows[1]]  # the replicas agree
+    info = json.loads((run / "run_info.json").read_text())
+    assert (info["status"], info["skipped_batches"], info["global_steps"]) == ("finished", 1, 2)
+    assert [s["step"] for s in steps(run)] == [1, 2]

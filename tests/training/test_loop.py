@@ -29,16 +29,27 @@ def test_tiny_model_learns_the_synthetic_entities(tmp_path):
     assert info["best_dev_f1"] == max(r["dev"]["f1"] for r in epochs)
 
 
-def test_accumulation_equals_the_large_batch(tmp_path):
-    """One step of 2 x 4 sentences with accumulation equals one step of 8 sentences: the loss is normalised by
-    the labelled tokens of the whole window, not averaged per micro-batch."""
-    weights = {}
+def test_accumulation_equals_the_large_batch(tmp_path, monkeypatch):
+    """An epoch of 3 steps of 2 x 4 sentences with accumulation equals one of 3 steps of 8 sentences: the loss is
+    normalised by the labelled tokens of the whole window, not averaged per micro-batch, and the epoch's last
+    window is one optimizer step too (its micro-batches are fetched before the first one runs, when accelerate
+    already knows the data loader is at its end and synchronises every one of them)."""
+    real_step, counted = torch.optim.AdamW.step, []
+
+    def step(self, *args, **kwargs):  # the weight updates themselves, whatever wraps the optimizer
+        counted.append(1)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    weights, steps = {}, {}
     for name, batch, accum in (("big", 8, 1), ("accum", 4, 2)):
         d = tmp_path / name
         make_tiny_model_dir(d / "model", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-        run = _run(d, n_dev=0, n_test=0, train={"batch_size": batch, "grad_accum": accum, "max_steps": 1,
+        counted.clear()
+        run = _run(d, n_dev=0, n_test=0, train={"batch_size": batch, "grad_accum": accum, "epochs": 1,
                                                 "group_by_length": False, "learning_rate": 1e-2})
-        weights[name] = load_file(str(run / "model.safetensors"))
+        weights[name], steps[name] = load_file(str(run / "model.safetensors")), len(counted)
+    assert steps == {"big": 3, "accum": 3}  # 24 sentences: three updates of the weights either way
     base = load_file(str(tmp_path / "big" / "model" / "model.safetensors"))
     moved = 0
     for key, w in weights["big"].items():
@@ -46,7 +57,7 @@ def test_accumulation_equals_the_large_batch(tmp_path):
         stem = key.removeprefix("bert.")
         if stem in base:
             moved += int(not torch.equal(base[stem], w))
-    assert moved > 10  # the step really changed the encoder
+    assert moved > 10  # the steps really changed the encoder
 
 
 def test_dynamics_are_logged_for_weighted_losses(tmp_path):
