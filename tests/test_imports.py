@@ -24,8 +24,9 @@ LAYERS = [
     ["seqtag.modeling"],
     ["seqtag.inference"],
     ["seqtag.tasks"],
+    ["seqtag.publish"],
     ["seqtag.training"],
-    ["seqtag.publish", "seqtag.study"],
+    ["seqtag.study"],
     ["seqtag.cli", "seqtag.__main__"],
 ]
 LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}

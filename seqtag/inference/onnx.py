@@ -49,6 +49,7 @@ from seqtag import __version__
 from seqtag.config import load_config
 from seqtag.errors import ExportError
 from seqtag.modeling.crf import TRANSITIONS_FILE
+from seqtag.modeling.encoders import clear_call_state
 from seqtag.runs import CONFIG_FILE, INFO_FILE, read_json, require_finished_run
 
 if TYPE_CHECKING:
@@ -178,7 +179,8 @@ def _write_export(run: Path, out: Path, task: str, quantize: str | None) -> None
         for f in fp32_dir.iterdir():  # model.onnx, and model.onnx.data when the weights pass 2 GB
             os.replace(f, out / f.name)
     shutil.rmtree(fp32_dir)
-    AutoTokenizer.from_pretrained(str(run), use_fast=True).save_pretrained(str(out))
+    # runs saved before seqtag fixed the state may hold the base model's truncation/padding: not carried over
+    clear_call_state(AutoTokenizer.from_pretrained(str(run), use_fast=True)).save_pretrained(str(out))
     for src, dst in (("config.json",) * 2, (CONFIG_FILE,) * 2, (INFO_FILE, SOURCE_RUN_INFO_FILE), (CRF_FILE,) * 2):
         if (run / src).is_file():
             shutil.copyfile(run / src, out / dst)

@@ -112,6 +112,24 @@ def set_word_level(tokenizer, name: str):
     return tokenizer
 
 
+def clear_call_state(tokenizer):
+    """Switch the backend's truncation and padding off, in place, and return ``tokenizer``.
+
+    transformers sets both on the backend at every call (a plain call switches them off, ``truncation=`` and
+    ``padding=`` switch them on) and ``save_pretrained`` writes whatever the last call left into
+    ``tokenizer.json``; a base model may also ship its own (all-MiniLM-L6-v2: ``max_length`` 128, ``Fixed``
+    128). seqtag windows long texts itself and passes its own settings where it truncates (QA windows), so the
+    tokenizer it loads, hashes into the tokenisation cache key and saves into a run directory always holds
+    this one state: no truncation, no padding (``null`` in ``tokenizer.json``).
+    """
+    backend = tokenizer.backend_tokenizer
+    if backend.truncation is not None:
+        backend.no_truncation()
+    if backend.padding is not None:
+        backend.no_padding()
+    return tokenizer
+
+
 def check_fast(tokenizer, name: str) -> None:
     """Refuse a Python-only tokenizer: it has no word ids and no character offsets."""
     if not getattr(tokenizer, "is_fast", False):

@@ -70,7 +70,9 @@ def load_tokenizer(model: ModelConfig):
                           f"could not load a tokenizer from {path!r}: {_one_line(e)} Check model.name_or_path (a local "
                           f"directory with tokenizer files, or a Hub id reachable from this machine)") from None
     encoders.check_fast(tok, repr(path))
-    return encoders.set_word_level(tok, repr(path))
+    # the base model's truncation/padding (or none): the same state whether or not a tokenisation cache hit
+    # spares every call to the tokenizer (cache keys hash the backend state, and save_model writes it)
+    return encoders.clear_call_state(encoders.set_word_level(tok, repr(path)))
 
 
 def load_model(model: ModelConfig, auto_class, **kwargs):

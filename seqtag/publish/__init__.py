@@ -5,5 +5,6 @@
 - :mod:`~seqtag.publish.card`: the card's text.
 - :mod:`~seqtag.publish.hub`: ``seqtag push``: what is uploaded, the token, the errors.
 
-Imports: modeling (the CRF file name), data, config, runs, losses and the core modules; never training, study or cli.
+Imports: modeling (the CRF file name), data, config, runs, losses and the core modules; never training (which
+imports it, to write the card at the end of a run), study or cli.
 """
