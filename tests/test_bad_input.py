@@ -234,9 +234,10 @@ def test_squad_answer_start_that_does_not_match_its_text(tmp_path):
 )
 @pytest.mark.parametrize("command", ["validate", "train"])
 def test_bad_config(base, tmp_path, capsys, command, overrides, expected):
+    """The config file is good: the override is named as the error's source, not the file."""
     config, run = experiment(base, tmp_path)
     msg = user_error(*cli(capsys, command, config, *overrides)[::2], command=command)
-    assert f"config.yaml: {expected}" in msg
+    assert f"error: override {overrides[-1]!r}: {expected}" in msg and "config.yaml" not in msg
     assert not run.exists()
 
 
