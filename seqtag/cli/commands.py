@@ -37,10 +37,10 @@ def cmd_train(args) -> int:
 
 def cmd_validate(args) -> int:
     from seqtag.config import dump_config, load_config
-    from seqtag.tasks.checks import check_config_inputs
+    from seqtag.tasks.checks import check_start
 
     cfg = load_config(args.config, args.overrides)
-    notes = check_config_inputs(cfg)
+    notes = check_start(cfg)  # what `seqtag train` checks before it starts, and the training labels
     print(dump_config(cfg, every_default=True), end="")
     print("".join(f"# {note}\n" for note in notes) + f"# {args.config}: valid", file=sys.stderr)
     return 0
@@ -168,7 +168,8 @@ def _predict_qa(run_dir: Path, args) -> int:
         raise SeqtagError("give --question/--context or --input, not both")
     if not single and not args.input:
         raise SeqtagError("give --question and --context, or --input FILE (JSONL with question and context)")
-    accelerator = _prediction_accelerator(args.bf16) or make_accelerator("bf16" if args.bf16 else "no")
+    accelerator = _prediction_accelerator(args.bf16) or make_accelerator("bf16" if args.bf16 else "no",
+                                                                          setting="--bf16")
     run = load_finished_run(run_dir, str(accelerator.device))
     model = run.model
     records = [{"question": args.question, "context": args.context}] if single else read_question_records(args.input)
@@ -191,7 +192,7 @@ def _prediction_accelerator(bf16: bool):
         return None
     from seqtag.modeling.accel import make_accelerator
 
-    return make_accelerator("bf16" if bf16 else "no")
+    return make_accelerator("bf16" if bf16 else "no", setting="--bf16")
 
 
 def _write_lines(output: str | None, lines) -> int:

@@ -90,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = add("train", "Train a model as a YAML config says (key=value overrides allowed).")
     config_args(t)
 
-    v = add("validate", "Validate a config (and overrides): check the data files and a local model exist, read the "
-                        "training tags (files up to 64 MiB) and print the resolved config with every default.")
+    v = add("validate", "Validate a config (and overrides): run the checks `seqtag train` starts with (output "
+                        "directory, data files, model, position limit, precision on this machine), read the training "
+                        "tags (files up to 64 MiB) and print the resolved config with every default.")
     config_args(v)
 
     e = add("evaluate", "Score a finished run on a labelled file; print the report and write metrics JSON.")

@@ -141,3 +141,27 @@ def test_written_files_respect_the_umask(tiny_run):
     os.umask(mask)
     for name in ("metrics.json", "run_info.json", "seqtag_config.yaml", "model.safetensors", "config.json"):
         assert stat.S_IMODE((run / name).stat().st_mode) == 0o666 & ~mask, name
+
+
+def test_predict_bf16_on_a_gpu_without_bf16_is_a_clear_error(tiny_run, monkeypatch, capsys):
+    import torch
+
+    run, _ = tiny_run
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla V100-SXM2-16GB")
+    assert main(["predict", str(run), "--text", "Mary lives in Berlin .", "--bf16"]) == 2
+    assert capsys.readouterr().err == ("seqtag predict: error: --bf16 asks for bf16, which this GPU (Tesla "
+                                       "V100-SXM2-16GB) does not support; run without --bf16 (fp32)\n")
+
+
+def test_predict_bf16_on_a_cpu_that_emulates_it_warns(tiny_run, monkeypatch, caplog, capsys):
+    import seqtag.modeling.accel
+
+    run, _ = tiny_run
+    monkeypatch.setattr(seqtag.modeling.accel, "bf16_is_emulated", lambda: True)
+    assert main(["predict", str(run), "--text", "Mary lives in Berlin .", "--bf16"]) == 0
+    assert json.loads(capsys.readouterr().out)["words"] == ["Mary", "lives", "in", "Berlin", "."]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("bf16 on this CPU is emulated")
+    assert "seqtag predict without --bf16" in warnings[0]
