@@ -37,10 +37,10 @@ def cmd_train(args) -> int:
 
 def cmd_validate(args) -> int:
     from seqtag.config import dump_config, load_config
-    from seqtag.tasks.checks import check_config_inputs
+    from seqtag.tasks.checks import check_start
 
     cfg = load_config(args.config, args.overrides)
-    notes = check_config_inputs(cfg)
+    notes = check_start(cfg)  # what `seqtag train` checks before it starts, and the training labels
     print(dump_config(cfg, every_default=True), end="")
     print("".join(f"# {note}\n" for note in notes) + f"# {args.config}: valid", file=sys.stderr)
     return 0
@@ -57,18 +57,37 @@ def _print_metrics(metrics: dict) -> None:
             print(format_report(m))
 
 
-def _check_writable(*paths: str | None) -> None:
-    """Fail before the work when an output's directory does not exist."""
-    for path in paths:
-        if path and not Path(path).resolve().parent.is_dir():
+def _check_writable(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
+    """Fail before the work when an output's directory does not exist, or when an output (``{flag: path}``) is an
+    input or another output: the same file under any name (``./x``, a symlink, a hard link) would be replaced."""
+    outputs = {flag: path for flag, path in outputs.items() if path}
+    for flag, path in outputs.items():
+        if not Path(path).resolve().parent.is_dir():
             raise SeqtagError(f"cannot write {path}: the directory {Path(path).parent} does not exist; create it first")
+        for in_flag, source in inputs.items():
+            if source and _same_file(path, source):
+                raise SeqtagError(f"{flag} {path} is the {in_flag} file {source}; writing it would replace the input. "
+                                  f"Write to another file")
+    seen: dict[Path, str] = {}
+    for flag, path in outputs.items():
+        other = next((f for p, f in seen.items() if p == Path(path).resolve() or _same_file(path, p)), None)
+        if other:
+            raise SeqtagError(f"{other} and {flag} are the same file ({path}); give each its own file")
+        seen[Path(path).resolve()] = flag
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
 
 
 def cmd_evaluate(args) -> int:
     from seqtag.runs import write_json_atomic, write_text_atomic
     from seqtag.tasks.evaluate import evaluate_run
 
-    _check_writable(args.output, args.predictions)
+    _check_writable({"--output": args.output, "--predictions": args.predictions}, {"--data": args.data})
     result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides, args.decoding,
                           _backend(args.run_dir, args.backend))
     if not is_main_process():
@@ -96,25 +115,30 @@ def cmd_predict(args) -> int:
     if args.input and not Path(args.input).is_file():  # before the model is loaded
         what = "is a directory" if Path(args.input).is_dir() else "does not exist"
         raise SeqtagError(f"--input {args.input} {what}; give a file")
-    _check_writable(args.output)
+    _check_writable({"--output": args.output}, {"--input": args.input})
     if not onnx and load_config(run_dir / CONFIG_FILE).task == "qa":  # exports are of NER runs only
         return _predict_qa(run_dir, args)
     if args.question or args.context:
         raise SeqtagError(f"{run_dir} is an NER run; --question/--context are for QA runs. Use --text or --input")
+    from seqtag.data.words import check_text
     from seqtag.inference.predict import load_onnx_tagger, load_tagger, read_records, split_words
 
     if args.text is None and not args.input:
         raise SeqtagError("give --text TEXT or --input FILE (see seqtag predict --help)")
     if onnx and args.bf16:
         raise SeqtagError("--bf16 is for --backend torch; an ONNX export runs in its own precision (fp32 or int8)")
+    for n, text in enumerate(args.text or [], start=1):  # before the model is loaded
+        check_text(text, "--text" if len(args.text) == 1 else f"--text number {n}", "the text")
     if onnx:
         tagger = load_onnx_tagger(run_dir, args.batch_size, args.max_tokens, args.threads, args.decoding)
     else:
         tagger = load_tagger(run_dir, batch_size=args.batch_size, autocast=args.bf16, max_tokens=args.max_tokens,
                              accelerator=_prediction_accelerator(args.bf16), decoding=args.decoding)
     if args.text is not None:
-        words, offsets = split_words(args.text, tagger.tokenizer)
-        records = [{"text": args.text, "words": words, "offsets": offsets}]
+        records = []
+        for n, text in enumerate(args.text, start=1):
+            words, offsets = split_words(text, tagger.tokenizer)
+            records.append({"line": n, "text": text, "words": words, "offsets": offsets})
     else:
         records = read_records(args.input, args.input_format, tagger.tokenizer, args.encoding)
     from seqtag.inference.predict import format_record, predict_stream
@@ -148,6 +172,7 @@ def _predict_qa(run_dir: Path, args) -> int:
     """``seqtag predict`` for a QA run: ``--question/--context`` prints one JSON answer; ``--input`` JSONL of
     ``{id?, question, context}`` gives one JSON line per record."""
     from seqtag.data.squad import read_question_records
+    from seqtag.data.words import check_text
     from seqtag.inference.engine import load_finished_run
     from seqtag.inference.predict import chunks
     from seqtag.modeling.accel import make_accelerator
@@ -168,7 +193,11 @@ def _predict_qa(run_dir: Path, args) -> int:
         raise SeqtagError("give --question/--context or --input, not both")
     if not single and not args.input:
         raise SeqtagError("give --question and --context, or --input FILE (JSONL with question and context)")
-    accelerator = _prediction_accelerator(args.bf16) or make_accelerator("bf16" if args.bf16 else "no")
+    if single:
+        check_text(args.question, "--question", "the question")
+        check_text(args.context, "--context", "the context")
+    accelerator = _prediction_accelerator(args.bf16) or make_accelerator("bf16" if args.bf16 else "no",
+                                                                          setting="--bf16")
     run = load_finished_run(run_dir, str(accelerator.device))
     model = run.model
     records = [{"question": args.question, "context": args.context}] if single else read_question_records(args.input)
@@ -191,7 +220,7 @@ def _prediction_accelerator(bf16: bool):
         return None
     from seqtag.modeling.accel import make_accelerator
 
-    return make_accelerator("bf16" if bf16 else "no")
+    return make_accelerator("bf16" if bf16 else "no", setting="--bf16")
 
 
 def _write_lines(output: str | None, lines) -> int:

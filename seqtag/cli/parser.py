@@ -42,14 +42,15 @@ EXAMPLES = {
           seqtag predict runs/quickstart --input {BUNDLED}/test.txt --input-format conll --output-format conll
           seqtag predict runs/squad --question "Who wrote it?" --context "It was written by Ada."   # QA runs
 
-        NER output (JSON Lines, one object per input line, in input order):
+        NER output (JSON Lines, one object per input line or --text, in input order):
           {{"line": 1, "text": "...", "words": [...], "tags": [...], "scores": [...],
            "entities": [{{"type": "PER", "text": "Barack Obama", "start": 0, "end": 12, "start_token": 0,
                          "end_token": 2, "score": 0.98}}]}}
           words come from the model's own pre-tokenizer (for raw text); start/end are character offsets into
           text (end exclusive, text[start:end] == entity text); start_token/end_token index words; scores and
-          an entity's score are probabilities (an entity's: the mean over its words). "text" and the offsets
-          are present for --input-format text only.
+          an entity's score are probabilities (an entity's: the mean over its words). "line" is the line of
+          --input (for conll, of the sentence's first word) or the place of --text among those given (1, 2, ...).
+          "text" and the offsets are present for raw text only (--text, --input-format text).
         QA output: {{"id"?, "question", "answer", "score", "start", "end"}} (offsets into the context).""",
     "export": """\
         examples:
@@ -68,6 +69,28 @@ EXAMPLES = {
           seqtag sweep configs/quickstart.yaml --losses cross_entropy focal:gamma=1 focal:gamma=2 \\
               lstar_logodds:k=2 --seeds 1 2 3 --lrs 1e-4 2e-4 --out runs/sweep-wnut17""",
 }
+
+
+def at_least_one(flag: str):
+    """An argparse type for a count that must be at least 1 (``--batch-size``, ``--max-tokens``, ``--threads``),
+    refused with its range as config keys with a range are.
+
+    >>> at_least_one("--batch-size")("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: --batch-size must be at least 1, got 0
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be at least 1, got {value}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = add("train", "Train a model as a YAML config says (key=value overrides allowed).")
     config_args(t)
 
-    v = add("validate", "Validate a config (and overrides): check the data files and a local model exist, read the "
-                        "training tags (files up to 64 MiB) and print the resolved config with every default.")
+    v = add("validate", "Validate a config (and overrides): run the checks `seqtag train` starts with (output "
+                        "directory, data files, model, position limit, precision on this machine), read the training "
+                        "tags (files up to 64 MiB) and print the resolved config with every default.")
     config_args(v)
 
     e = add("evaluate", "Score a finished run on a labelled file; print the report and write metrics JSON.")
@@ -102,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--output", help="write the scores here as JSON (fractions; default: print only)")
     e.add_argument("--predictions", help="QA: write {id: answer} here; NER: word, gold and predicted tag per line "
                    "(conlleval's input format)")
-    e.add_argument("--batch-size", type=int, help="most windows per batch (default: the run's eval_batch_size)")
-    e.add_argument("--max-tokens", type=int, default=4096, help="most padded subword tokens per batch")
+    e.add_argument("--batch-size", type=at_least_one("--batch-size"),
+                   help="most windows per batch (default: the run's eval_batch_size)")
+    e.add_argument("--max-tokens", type=at_least_one("--max-tokens"), default=4096,
+                   help="most padded subword tokens per batch")
     e.add_argument("--backend", choices=["torch", "onnx"],
                    help="torch for a run directory, onnx for an export directory (`seqtag export`); default: by path")
     e.add_argument("--decoding", choices=["argmax", "viterbi"],
@@ -114,22 +140,28 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("run_dir", help="the output_dir of a finished `seqtag train`")
     pr.add_argument("--input", help="NER: text file, one text per line (or --input-format conll/jsonl); QA: JSON "
                     "Lines of {\"question\", \"context\", \"id\"?}")
-    pr.add_argument("--output", help="output file, written atomically (default: standard output)")
+    pr.add_argument("--output", help="output file, written atomically (default: standard output); not the --input "
+                    "file")
     pr.add_argument("--input-format", choices=["text", "conll", "jsonl"], default="text",
                     help="NER: raw text lines (default), or pre-tokenised CoNLL columns / JSONL {\"tokens\": [...]}")
     pr.add_argument("--output-format", choices=["jsonl", "conll"], default="jsonl",
                     help="NER: JSON Lines (default, see below) or CoNLL columns (word TAB tag)")
-    pr.add_argument("--text", help="NER: tag this one text")
+    pr.add_argument("--text", action="append", help="NER: tag this text (repeat for several: one record each, with "
+                    "\"line\" 1, 2, ... in the order given)")
     pr.add_argument("--question", help="QA: the question")
     pr.add_argument("--context", help="QA: the context")
-    pr.add_argument("--batch-size", type=int, default=64, help="most windows per batch")
-    pr.add_argument("--max-tokens", type=int, default=4096,
+    pr.add_argument("--batch-size", type=at_least_one("--batch-size"), default=64, help="most windows per batch")
+    pr.add_argument("--max-tokens", type=at_least_one("--max-tokens"), default=4096,
                     help="most padded subword tokens per batch: bounds peak memory on long texts")
-    pr.add_argument("--bf16", action="store_true", help="bf16 autocast (faster on CPUs with bf16 support)")
+    pr.add_argument("--bf16", action="store_true",
+                    help="bf16 autocast (faster on GPUs and CPUs with native bf16; warned about where a CPU emulates "
+                         "it). Without it predict runs fp32, whatever the run was trained with; evaluate and "
+                         "training's scores run at the run's train.mixed_precision")
     pr.add_argument("--encoding", default="utf-8", help="text encoding of --input (e.g. latin-1, cp1252)")
     pr.add_argument("--backend", choices=["torch", "onnx"],
                     help="torch for a run directory, onnx for an export directory (`seqtag export`); default: by path")
-    pr.add_argument("--threads", type=int, help="ONNX Runtime's intra-op threads (default: one per physical core)")
+    pr.add_argument("--threads", type=at_least_one("--threads"),
+                    help="ONNX Runtime's intra-op threads (default: one per physical core)")
     pr.add_argument("--decoding", choices=["argmax", "viterbi"],
                     help="NER: argmax (each word's best tag) or viterbi (the best sequence the tag scheme allows; "
                          "a CRF run's learned transitions); default: the run's predict.decoding")

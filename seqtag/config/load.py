@@ -331,36 +331,80 @@ def to_dict(cfg: Config, *, every_default: bool = False) -> dict:
 
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like key.sub=value, e.g. train.learning_rate=2e-4")
+        raise _override_error(ConfigError, f"override {item!r} must look like key.sub=value, e.g. "
+                              f"train.learning_rate=2e-4", [item])
     key, _, text = item.partition("=")
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError as e:
         first = str(e).strip().splitlines()[0]
-        raise ConfigError(f"override {item!r}: the value of '{key.strip()}' is not a valid YAML scalar ({first}); "
-                          f"quote it, e.g. {key.strip()}='\"text\"'") from None
+        raise _override_error(ConfigError, f"override {item!r}: the value of '{key.strip()}' is not a valid YAML "
+                              f"scalar ({first}); quote it, e.g. {key.strip()}='\"text\"'", [item]) from None
     return key.strip().split("."), value
 
 
-def apply_overrides(cfg: Config | dict, overrides: list[str]) -> Config:
-    """Apply ``key.sub=value`` overrides (values parsed as YAML scalars) and re-validate."""
-    if not isinstance(cfg, Config | dict):
-        return from_dict(cfg)  # raises, naming what the top level is
-    raw = to_dict(cfg) if isinstance(cfg, Config) else dict(cfg)
+def _override_error(error: type[ConfigError], message: str, overrides: list[str]) -> ConfigError:
+    """A config error caused by ``overrides`` (``key=value`` on the command line), not by the config they change:
+    its message starts with them, and its ``overrides`` attribute lists them (:func:`load_config` then does not
+    name the file)."""
+    e = error(message)
+    e.overrides = overrides  # type: ignore[attr-defined]
+    return e
+
+
+def _overridden(raw: dict, overrides: list[str]) -> dict:
+    """``raw`` (deep-copied) with ``overrides`` set in it; not validated."""
     raw = yaml.safe_load(yaml.safe_dump(raw))  # deep copy
     for item in overrides:
         path, value = _parse_override(item)
         node = raw
         for part in path[:-1]:
             if not isinstance(node.get(part, {}), dict):
-                raise ConfigError(f"override {item!r}: '{part}' is not a section")
+                raise _override_error(ConfigError, f"override {item!r}: '{part}' is not a section", [item])
             node = node.setdefault(part, {})
         node[path[-1]] = value
-    return from_dict(raw)
+    return raw
+
+
+def _blamed(raw: dict, overrides: list[str], error: ConfigError) -> list[str]:
+    """The overrides that cause ``error``: those naming the key the message names, else each override without
+    which the config is valid. Empty when the error is the config's own."""
+    keys = {item: item.partition("=")[0].strip() for item in overrides}
+    named = [item for item, key in keys.items() if f"'{key}'" in str(error) or f"{key}=" in str(error)]
+    if named:
+        return named
+    blamed = []
+    for item in overrides:
+        try:
+            from_dict(_overridden(raw, [o for o in overrides if o is not item]))
+        except ConfigError:
+            continue
+        blamed.append(item)
+    return blamed
+
+
+def apply_overrides(cfg: Config | dict, overrides: list[str]) -> Config:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML scalars) and re-validate.
+
+    An error the overrides cause starts with them (``override 'train.epochs=-1': ...``), so the command line, not
+    the config it changes, is named as its source (:func:`_blamed`).
+    """
+    if not isinstance(cfg, Config | dict):
+        return from_dict(cfg)  # raises, naming what the top level is
+    raw = to_dict(cfg) if isinstance(cfg, Config) else dict(cfg)
+    try:
+        return from_dict(_overridden(raw, overrides))
+    except ConfigError as e:
+        blamed = [] if getattr(e, "overrides", None) or not overrides else _blamed(raw, overrides, e)
+        if not blamed:
+            raise
+        which = ("override " if len(blamed) == 1 else "overrides ") + ", ".join(map(repr, blamed))
+        raise _override_error(type(e), f"{which}: {e}", blamed) from None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (safe loader) and apply overrides. Errors name the file."""
+    """Read a YAML config (safe loader) and apply overrides. Errors name the file, or the override that caused
+    them."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"config file {path} is a directory; pass a YAML file (a run's config is "
@@ -380,6 +424,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     try:
         return apply_overrides(raw, overrides or [])
     except ConfigError as e:
+        if getattr(e, "overrides", None):
+            raise  # the command line's error, not the file's
         raise type(e)(f"{path}: {e}") from None
 
 

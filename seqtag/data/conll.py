@@ -3,7 +3,8 @@
 CoNLL format, as read here: one token per line, columns separated by runs of whitespace (TAB or space; every
 token line of a file must have the same number of columns), sentences separated by whitespace-only lines (WNUT-17
 train uses lines holding a single TAB), ``-DOCSTART-`` lines skipped (they also end a sentence), LF or CRLF line
-ends, an optional UTF-8 byte-order mark. Tokens therefore cannot contain whitespace.
+ends, an optional UTF-8 byte-order mark. Tokens therefore cannot contain whitespace. A control character other
+than TAB, LF, CR, VT and FF is an error (:func:`seqtag.data.words.check_text`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from seqtag.data.files import check_readable_file, codec_name, decode_error
 from seqtag.data.sentence import Sentence
+from seqtag.data.words import check_text
 from seqtag.errors import DataError
 
 DOCSTART = "-DOCSTART-"
@@ -68,6 +70,7 @@ def iter_conll(
             if lineno == 1 and codec == "utf-8" and raw.startswith(codecs.BOM_UTF8):
                 raw, line_start = raw[len(codecs.BOM_UTF8):], line_start + len(codecs.BOM_UTF8)
             line = _decode(raw, encoding, src, lineno, line_start)
+            check_text(line, f"{src}:{lineno}", path=src, encoding=encoding)
             fields = line.split()
             if not fields or fields[0] == DOCSTART:
                 if tokens:
@@ -102,7 +105,8 @@ def iter_text_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple
     """Stream ``(line_number, text)`` for each line of a plain text file (prediction input: one text per line).
 
     Line ends (LF or CRLF) and a leading byte-order mark are removed; blank lines are yielded too, so line numbers
-    match the file. A byte that is not ``encoding`` raises the same :class:`DataError` as the other readers.
+    match the file. A byte that is not ``encoding``, or a control character (:func:`seqtag.data.words.check_text`),
+    raises the same :class:`DataError` as the other readers.
     """
     src = str(path)
     codec_name(encoding, src)
@@ -112,6 +116,7 @@ def iter_text_lines(path: str | Path, encoding: str = "utf-8") -> Iterator[tuple
         for lineno, raw in enumerate(f, start=1):
             line_start, offset = offset, offset + len(raw)
             text = _decode(raw, encoding, src, lineno, line_start).rstrip("\r\n")
+            check_text(text, f"{src}:{lineno}", path=src, encoding=encoding)
             yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text
 
 

@@ -1,5 +1,7 @@
 """Read JSON Lines (one ``{"tokens": [...], "tags": [...]}`` object per line) or a JSON array of such
-objects into :class:`~seqtag.data.sentence.Sentence` values; errors name ``file:line``."""
+objects into :class:`~seqtag.data.sentence.Sentence` values; errors name ``file:line``. A token or tag holding a
+control character (``"\\u0000"``; :func:`seqtag.data.words.check_text`) is an error naming the record's line and
+the token."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from seqtag.data.files import codec_name, decode_text
 from seqtag.data.sentence import Sentence
+from seqtag.data.words import check_text
 from seqtag.errors import DataError
 
 
@@ -63,6 +66,7 @@ def _record_sentence(
     for j, tok in enumerate(tokens):
         if not isinstance(tok, str) or not tok:
             raise DataError(f"{loc}: {tokens_key!r} item {j} is {tok!r}; tokens must be non-empty strings")
+        check_text(tok, f"{loc}, token {j}", "the token")
     has_tags = tags_key is not None and tags_key in record
     if want_tags is not None and has_tags != want_tags:
         raise DataError(f"{loc}: this record {'has' if has_tags else 'has no'} {tags_key!r} key but the first "
@@ -75,6 +79,8 @@ def _record_sentence(
     if len(tags) != len(tokens):
         raise DataError(f"{loc}: {len(tokens)} items in {tokens_key!r} but {len(tags)} in {tags_key!r}; "
                         f"every token needs exactly one tag")
+    for j, tag in enumerate(tags):
+        check_text(tag, f"{loc}, token {j}", "the tag")
     return Sentence(tuple(tokens), tuple(tags), src, lineno)
 
 

@@ -20,7 +20,7 @@ from seqtag.config import DataConfig
 from seqtag.data import schemes
 from seqtag.data.align import ALIGNMENT_VERSION, encode_sentences
 from seqtag.data.readers import load_hub_dataset, read_tagged
-from seqtag.data.sentence import Sentence, check_tags, validate_sentences
+from seqtag.data.sentence import Sentence, check_tags, token_location, validate_sentences
 from seqtag.errors import DataError
 from seqtag.paths import resolve
 
@@ -114,7 +114,7 @@ def _map_unseen(sentences: list[Sentence], known: set[str], split: str, policy: 
             if t != "O" and schemes.entity_type(t) not in known:
                 if policy == "error":
                     raise DataError(
-                        f"{s.source}:{s.line + i}: the {split} label {t!r} has an entity type never seen in training "
+                        f"{token_location(s, i)}: the {split} label {t!r} has an entity type never seen in training "
                         f"(known: {', '.join(sorted(known)) or 'none'}); fix the data, or set "
                         f"data.unseen_labels=map_to_o to tag it O (counted and logged)"
                     )

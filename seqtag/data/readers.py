@@ -13,6 +13,7 @@ from seqtag.data.files import check_readable_file
 from seqtag.data.hub_datasets import load_split
 from seqtag.data.jsonl import read_jsonl
 from seqtag.data.sentence import Sentence, check_tags
+from seqtag.data.words import check_text
 from seqtag.errors import ConfigError, DataError
 
 FORMATS = ("auto", "conll", "jsonl")
@@ -64,6 +65,7 @@ def load_hub_dataset(
     The split is opened by :func:`seqtag.data.hub_datasets.load_split` (a ``save_to_disk`` directory or a Hub
     dataset). Integer tags with ``ClassLabel`` features are mapped to their names; string tags are used as they
     are. ``tags_column=None`` reads untagged data. Sentences get ``source="NAME[SPLIT]"`` and ``line = row + 1``.
+    A token holding a control character (:func:`seqtag.data.words.check_text`) is an error naming its row.
     """
     ds = load_split(name_or_path, split, config_name)
     source = f"{name_or_path}[{split}]"
@@ -80,6 +82,9 @@ def load_hub_dataset(
     for row, (tokens, tags) in enumerate(zip(all_tokens, all_tags, strict=True)):
         if not tokens:
             raise DataError(f"{source} row {row}: no tokens; filter empty rows out before training")
+        for j, tok in enumerate(tokens):
+            if isinstance(tok, str):
+                check_text(tok, f"{source} row {row}, token {j}", "the token")
         if tags is not None:
             if names is not None:
                 if not all(0 <= t < len(names) for t in tags):

@@ -20,6 +20,7 @@ from typing import Any
 
 from seqtag.data.files import check_readable_file, decode_text
 from seqtag.data.hub_datasets import load_split
+from seqtag.data.words import check_text
 from seqtag.errors import ConfigError, DataError, where
 from seqtag.paths import resolve
 
@@ -106,6 +107,8 @@ def _example_from_record(rec: Mapping[str, Any], loc: str, title: str = "") -> Q
     answers = _require(rec, "answers", loc)
     if not isinstance(question, str) or not isinstance(context, str):
         raise DataError(f"{loc}: question {qid!r}: 'question' and 'context' must be strings.")
+    check_text(question, f"{loc}: question {qid!r}", "the question")
+    check_text(context, f"{loc}: question {qid!r}", "the context")
     texts = _require(answers, "text", loc, what="'answers' object")
     starts = _require(answers, "answer_start", loc, what="'answers' object")
     if (
@@ -189,10 +192,14 @@ def examples_from_articles(
         for p, para in enumerate(_require(art, "paragraphs", loc_a, what="article")):
             loc_p = f"{loc_a}.paragraphs[{p}]"
             context = _require(para, "context", loc_p, what="paragraph")
+            if isinstance(context, str):
+                check_text(context, loc_p, "the context")
             for q, qa in enumerate(_require(para, "qas", loc_p, what="paragraph")):
                 loc_q = f"{loc_p}.qas[{q}]"
                 qid = str(_require(qa, "id", loc_q, what="question"))
                 question = _require(qa, "question", loc_q, what="question")
+                if isinstance(question, str):
+                    check_text(question, loc_q, "the question")
                 answers = []
                 for k, ans in enumerate(_require(qa, "answers", loc_q, what="question")):
                     loc_k = f"{loc_q}.answers[{k}]"
@@ -359,4 +366,6 @@ def read_question_records(path: str | Path) -> Iterator[dict]:
             if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in ("question", "context")):
                 raise DataError(f"{where(path, lineno)}: each line needs string fields 'question' and 'context' "
                                 '(and optionally "id"), e.g. {"id": "q1", "question": "Who?", "context": "Ada did."}')
+            for key in ("question", "context"):
+                check_text(rec[key], where(path, lineno), f"the {key}")
             yield rec

@@ -17,14 +17,28 @@ of the text belongs to exactly one word. Where the words are cut is decided in t
 
 The tokenizer's strings (``Ġ``-prefixed bytes, ``▁`` pieces, lower-cased or accent-stripped text) are never
 returned: only offsets are read from it, and words are sliced from the text they came from.
+
+**Which characters are text** (:func:`check_text`, applied by every reader of training, evaluation and prediction
+input). TAB, LF, VT, FF and CR, and Unicode's space, line and paragraph separators (no-break space, U+2028...),
+are white space: they separate words. Every other control character, C0 (U+0000-U+001F, NUL included, and the
+separators U+001C-U+001F that ``str.split`` would split on), DEL and C1 (U+007F-U+009F, NEL included), and a lone
+surrogate (a JSON ``\\ud800`` escape) is an error naming ``file:line`` and the character: it is no
+part of any word, and a model would otherwise be trained on it and return it in predictions. Format characters
+(Unicode ``Cf``: zero-width space U+200B, the joiners U+200C/U+200D, left-to-right mark U+200E, a byte-order mark
+U+FEFF inside a file, soft hyphen U+00AD) are kept: they belong to words in several scripts and in emoji, and a
+word made of them alone is tagged at the unknown token (:func:`seqtag.data.align.word_pieces`).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from pathlib import Path
+
+from seqtag.errors import DataError
 
 ZWJ = "\u200d"
+_NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]", re.UNICODE)  # without a tokenizer: keeps U.S and don't whole
 
 
@@ -124,3 +138,37 @@ def split_words(text: str, tokenizer=None) -> tuple[list[str], list[tuple[int, i
     else:
         offsets = words_from_cuts(text, _regex_cuts(text), split_punctuation=False)
     return [text[a:b] for a, b in offsets], offsets
+
+
+def check_text(text: str, where: str, what: str = "the line", *, path: object = None,
+               encoding: str | None = None) -> None:
+    """Raise :class:`DataError` at the first character of ``text`` that is not text (module docstring).
+
+    ``where`` is the location (``file:line``, ``file:line, token 2``, ``--text``); ``what`` names ``text`` in the
+    message; ``path``, the file, goes into the command that removes the character; ``encoding``, the file's, adds
+    the likely cause of C1 characters in a Latin-1 file.
+
+    >>> check_text("telan\\x00giectasia", "t.txt:3", "the token")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    seqtag.errors.DataError: t.txt:3: the token 'telan\\x00giectasia' holds U+0000, a control character, at character 5...
+    """
+    m = _NOT_TEXT.search(text)
+    if m is None:
+        return
+    ch, i = m.group(), m.start()
+    code = f"U+{ord(ch):04X}"
+    if "\ud800" <= ch <= "\udfff":
+        raise DataError(f"{where}: {what} {text!r:.80} holds {code}, a lone surrogate (half of a UTF-16 pair), at "
+                        f"character {i}; it is not a character. Fix the \\u escapes of the JSON that wrote it, or "
+                        f"remove it")
+    fix = "remove it or replace it with a space"
+    if ch < "\x80" and path is not None:
+        clean = Path(str(path)).with_suffix(".clean" + Path(str(path)).suffix).name
+        fix += f", e.g. `tr -d '\\{ord(ch):03o}' < {path} > {clean}` removes every {code}"
+    if ch >= "\x80" and encoding is not None and encoding.lower().replace("_", "-") in ("latin-1", "latin1",
+                                                                                         "iso-8859-1", "l1"):
+        fix = (f"bytes 0x80-0x9f read as latin-1 are C1 controls, but in Windows files they are punctuation: read "
+               f"the file as cp1252 (data.encoding=cp1252, --encoding cp1252), or {fix}")
+    raise DataError(f"{where}: {what} {text!r:.80} holds {code}, a control character, at character {i}. Only TAB, "
+                    f"LF, CR, VT and FF among control characters are read (as white space); {fix}")

@@ -3,7 +3,16 @@ window (also spread over several processes), the word-level scores of NER window
 
 Training's evaluation, ``seqtag evaluate`` and ``seqtag predict`` all run through :func:`window_logits`, and NER
 through :func:`word_logits` and :func:`decode_words`, so a run is scored and used with the same batching,
-numerics, window merging and decoding.
+window merging and decoding; the logits are float32 whatever the precision the model ran at.
+
+**Precision** is the one thing the entry points choose differently. Training's dev/test scores and ``seqtag
+evaluate`` run the model at the run's ``train.mixed_precision``, resolved on the machine that evaluates
+(:func:`seqtag.modeling.accel.inference_precision`: ``auto`` is bf16 on a GPU with bf16 or a CPU with AMX, fp16 on
+other GPUs, else fp32; fp16 without a GPU and bf16 on a GPU without it fall back to fp32). ``seqtag predict`` runs
+fp32, or bf16 autocast with ``--bf16``, whatever the run was trained with. For a run trained in fp32 the three
+compute the same logits; for a run trained in bf16 or fp16, ``predict`` without ``--bf16`` computes them in fp32,
+so its scores can differ from ``evaluate``'s by the half-precision rounding, and a tag where two labels are nearly
+tied.
 
 **Decoding** (``predict.decoding``). ``argmax``: each word's most probable tag (on a CRF run: the argmax of its
 emission scores, what ``transformers.pipeline()`` gives). ``viterbi``: the best whole tag sequence of each

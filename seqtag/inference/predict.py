@@ -9,6 +9,7 @@ in chunks, each chunk is sorted by length, predicted and written before the next
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,23 @@ from seqtag.inference.engine import (
     word_logits,
 )
 from seqtag.inference.onnx import load_export
+from seqtag.modeling.accel import check_precision, warn_if_bf16_emulated
 from seqtag.modeling.crf import load_transitions
+
+log = logging.getLogger(__name__)
+
+
+def warn_if_crf_argmax(crf: bool, decoding: str | None, what: str) -> bool:
+    """Log a warning (and return True) when a CRF run (``crf``) is to be decoded by ``argmax``: its emission
+    scores were trained together with its transitions and are not a tagger on their own. ``what`` names the run
+    or config in the message."""
+    if not crf or decoding != "argmax":
+        return False
+    log.warning("%s: a CRF run decoded by argmax: the CRF's emission scores were trained together with its "
+                "transitions and are not a tagger on their own (expect many tag sequences the scheme forbids and a "
+                "far lower F1). Decode it with viterbi (--decoding viterbi, predict.decoding=viterbi), which uses "
+                "the CRF's learned transitions", what)
+    return True
 
 
 def entities(words: Sequence[str], tags: Sequence[str], scores: Sequence[float], scheme: str,
@@ -86,15 +103,24 @@ class Tagger:
 def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = None,
                 autocast: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS, accelerator=None,
                 decoding: str | None = None) -> Tagger:
-    """Load a finished NER run for prediction (safetensors weights only). With an ``accelerator`` (several
-    processes), its device and mixed precision are used; ``decoding`` overrides the run's ``predict.decoding``."""
+    """Load a finished NER run for prediction (safetensors weights only).
+
+    Precision: fp32, or bf16 autocast with ``autocast`` (``seqtag predict --bf16``: an error on a GPU without bf16,
+    a warning on a CPU that emulates it); with an ``accelerator`` (several processes), its device and mixed
+    precision. This is not the run's ``train.mixed_precision``, which training's dev/test scores and ``seqtag
+    evaluate`` run at (:mod:`seqtag.inference.engine`, "Precision"). ``decoding`` overrides the run's
+    ``predict.decoding`` (argmax on a CRF run is warned about).
+    """
+    if autocast and accelerator is None:
+        warn_if_bf16_emulated(check_precision("bf16", "--bf16"))
     run = load_finished_run(run_dir, str(accelerator.device) if accelerator is not None else device)
     if run.cfg.task != "ner":
         raise SeqtagError(f"{run.run_dir} is a {run.cfg.task} run, not an NER run; use `seqtag predict --question ... "
                           "--context ...`")
+    decoding = decoding or run.cfg.predict.decoding
+    warn_if_crf_argmax(run.cfg.model.head == "crf", decoding, str(run.run_dir))
     return Tagger(run.model, run.tokenizer, run.labels, run.cfg.data.train_scheme, run.cfg.data.max_length,
-                  run.cfg.data.stride, batch_size, autocast, max_tokens, accelerator,
-                  decoding or run.cfg.predict.decoding)
+                  run.cfg.data.stride, batch_size, autocast, max_tokens, accelerator, decoding)
 
 
 def load_onnx_tagger(export_dir: str | Path, batch_size: int = 64, max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -105,8 +131,10 @@ def load_onnx_tagger(export_dir: str | Path, batch_size: int = 64, max_tokens: i
     transitions = None
     if exp.crf_transitions is not None:
         transitions = tuple(load_transitions(exp.crf_transitions, exp.labels)[1:])
+    decoding = decoding or exp.decoding
+    warn_if_crf_argmax(transitions is not None, decoding, str(export_dir))
     return Tagger(exp.model, exp.tokenizer, exp.labels, exp.scheme, exp.max_length, exp.stride, batch_size, False,
-                  max_tokens, None, decoding or exp.decoding, transitions)
+                  max_tokens, None, decoding, transitions)
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:

@@ -54,23 +54,47 @@ def resolve_precision(mixed_precision: str) -> str:
     return "bf16" if "amx_bf16" in cpu_flags() else "no"
 
 
-def make_accelerator(mixed_precision: str, grad_accum: int = 1):
-    """An ``Accelerator`` for one process, one GPU, or several processes under ``accelerate launch``/``torchrun``.
+def check_precision(mixed_precision: str, setting: str = "train.mixed_precision") -> str:
+    """``mixed_precision`` resolved for this machine (:func:`resolve_precision`), or a :class:`SeqtagError` naming
+    ``setting`` (``train.mixed_precision``, ``--bf16``) when this machine cannot run it: fp16 without a GPU, bf16 on
+    a GPU without bf16 (where torch's autocast raises a RuntimeError and accelerate a ValueError).
 
-    ``cpu=True`` when there is no GPU: a plain ``Accelerator()`` under torchrun on CPU would silently run
-    independent rank-0 jobs instead of DDP over gloo.
+    >>> check_precision("no")
+    'no'
     """
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
+    resolved = resolve_precision(mixed_precision)
+    flag = setting.startswith("--")
+    given = setting if flag else f"{setting}={mixed_precision}"
+    if resolved == "fp16" and not torch.cuda.is_available():
+        raise SeqtagError(f"{given} needs a GPU; on CPU use bf16 or no")
+    if resolved == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        fix = f"run without {setting} (fp32)" if flag else f"use {setting}=fp16, or auto (fp16 on this GPU)"
+        raise SeqtagError(f"{given} asks for bf16, which this GPU ({torch.cuda.get_device_name()}) does not support; "
+                          f"{fix}")
+    return resolved
 
-    mixed_precision = resolve_precision(mixed_precision)
-    if mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise SeqtagError("train.mixed_precision=fp16 needs a GPU; on CPU use bf16 or no")
+
+def warn_if_bf16_emulated(mixed_precision: str) -> None:
+    """Log a warning when ``mixed_precision`` (resolved) is bf16 and this CPU emulates it (:func:`bf16_is_emulated`)."""
     if mixed_precision == "bf16" and bf16_is_emulated():
         log.warning("bf16 on this CPU is emulated (torch reports %s, no AVX-512): it runs many times slower than "
                     "fp32 (about 20x for a training step on an AVX2 CPU). Use fp32: train.mixed_precision=no or auto, "
                     "and seqtag predict without --bf16.",
                     torch.backends.cpu.get_cpu_capability())
+
+
+def make_accelerator(mixed_precision: str, grad_accum: int = 1, setting: str = "train.mixed_precision"):
+    """An ``Accelerator`` for one process, one GPU, or several processes under ``accelerate launch``/``torchrun``.
+
+    ``cpu=True`` when there is no GPU: a plain ``Accelerator()`` under torchrun on CPU would silently run
+    independent rank-0 jobs instead of DDP over gloo. ``mixed_precision`` is checked (:func:`check_precision`,
+    whose errors name ``setting``) and warned about (:func:`warn_if_bf16_emulated`).
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+
+    mixed_precision = check_precision(mixed_precision, setting)
+    warn_if_bf16_emulated(mixed_precision)
     if AcceleratorState._shared_state and PartialState().num_processes == 1:
         # a second run in the same single process (tests, notebooks): accelerate keeps its state in a
         # process-wide singleton that refuses a new mixed-precision setting, so start it afresh
@@ -81,9 +105,13 @@ def make_accelerator(mixed_precision: str, grad_accum: int = 1):
 
 def inference_precision(mixed_precision: str) -> str:
     """The precision to evaluate a run in: the one it was trained with (``auto`` resolved on this machine), except
-    fp16 on a machine without a GPU."""
+    fp16 on a machine without a GPU and bf16 on a GPU without bf16, which evaluate in fp32."""
     mixed_precision = resolve_precision(mixed_precision)
-    return "no" if mixed_precision == "fp16" and not torch.cuda.is_available() else mixed_precision
+    if mixed_precision == "fp16" and not torch.cuda.is_available():
+        return "no"
+    if mixed_precision == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        return "no"
+    return mixed_precision
 
 
 def hardware() -> str:

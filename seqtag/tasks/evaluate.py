@@ -1,9 +1,11 @@
 """Evaluating a finished run on a labelled file, NER or QA, with exactly the code path training used for its
-metrics (the same readers, tag handling, windows, batching and precision)."""
+metrics (the same readers, tag handling, windows, batching and precision, and the same ``data.max_eval_examples``
+cut)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,11 +20,14 @@ from seqtag.data.squad import check_answered, read_qa, squad_articles
 from seqtag.errors import ConfigError, DataError
 from seqtag.inference.engine import DEFAULT_MAX_TOKENS, FinishedRun, load_finished_run
 from seqtag.inference.onnx import SOURCE_RUN_INFO_FILE, load_export
+from seqtag.inference.predict import warn_if_crf_argmax
 from seqtag.modeling.accel import inference_precision, make_accelerator
 from seqtag.modeling.crf import load_transitions
-from seqtag.runs import CONFIG_FILE, RunInfo, SplitScores, read_json
+from seqtag.runs import CONFIG_FILE, RunInfo, SplitScores, read_json, require_finished_run
 from seqtag.tasks.ner import evaluate_sentences
 from seqtag.tasks.qa import evaluate_examples
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,11 +42,15 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
                  max_tokens: int = DEFAULT_MAX_TOKENS, overrides: Sequence[str] = (),
                  decoding: str | None = None, backend: str = "torch") -> Evaluation:
     """Score a finished run on ``data_path``, read with the run's data settings (``data.*`` ``overrides`` may
-    change them, e.g. ``data.unseen_labels=map_to_o``) and decoded with its ``predict.decoding`` (or ``decoding``).
+    change them, e.g. ``data.unseen_labels=map_to_o``) and decoded with its ``predict.decoding`` (or ``decoding``;
+    argmax on a CRF run is warned about).
 
-    Works under ``accelerate launch``: every example is scored exactly once whatever the process count.
-    ``backend="onnx"``: ``run_dir`` is an export directory (``seqtag export``, NER), run on ONNX Runtime in this
-    process through the same inference path.
+    As training scored its dev/test splits: only the first ``data.max_eval_examples`` sentences or questions of the
+    file when the run set it (a warning says so; ``data.max_eval_examples=null`` scores them all), at the run's
+    precision (:func:`seqtag.modeling.accel.inference_precision`). Works under ``accelerate launch``: the
+    accelerator is made first and the model loaded onto its device, so each process uses its own GPU, and every
+    example is scored exactly once whatever the process count. ``backend="onnx"``: ``run_dir`` is an export
+    directory (``seqtag export``, NER), run on ONNX Runtime in this process through the same inference path.
     """
     bad = [o for o in overrides if not o.strip().startswith("data.")]
     if bad:
@@ -57,12 +66,18 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
         cfg = apply_overrides(load_config(Path(run_dir) / CONFIG_FILE), list(overrides))
         run = FinishedRun(Path(run_dir), cfg, info, exp.model, exp.tokenizer, exp.labels)
         transitions = tuple(load_transitions(exp.crf_transitions, exp.labels)[1:]) if exp.crf_transitions else None
+        warn_if_crf_argmax(transitions is not None, cfg.predict.decoding, str(run_dir))
         return _evaluate_ner(run, exp.model, str(data_path), None, batch_size or cfg.train.eval_batch_size,
                              max_tokens, transitions)
-    run = load_finished_run(run_dir)
+    # the run's config first (overrides checked before anything is loaded), then the accelerator, then the model
+    # on the accelerator's device: under `accelerate launch` each process loads onto its own GPU
+    cfg = apply_overrides(load_config(require_finished_run(run_dir) / CONFIG_FILE), list(overrides))
+    accelerator = make_accelerator(inference_precision(cfg.train.mixed_precision))
+    run = load_finished_run(run_dir, str(accelerator.device))
     if overrides:
         run = replace(run, cfg=apply_overrides(run.cfg, list(overrides)))
-    accelerator = make_accelerator(inference_precision(run.cfg.train.mixed_precision))
+    if run.cfg.task == "ner":
+        warn_if_crf_argmax(run.cfg.model.head == "crf", run.cfg.predict.decoding, str(run.run_dir))
     batch_size = batch_size or run.cfg.train.eval_batch_size
     model = accelerator.prepare(run.model)
     if run.cfg.task == "qa":
@@ -70,11 +85,21 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
     return _evaluate_ner(run, model, str(data_path), accelerator, batch_size, max_tokens)
 
 
+def _first(items: list, limit: int | None, path: object, what: str) -> list:
+    """The first ``limit`` (``data.max_eval_examples``) of ``items``, as training keeps of its dev/test splits; a
+    warning when that drops some, so a score of part of a file is never taken for one of the whole file."""
+    if limit is None or len(items) <= limit:
+        return items
+    log.warning("scoring the first %d of the %d %s in %s: the run sets data.max_eval_examples=%d, as its dev/test "
+                "scores did; add data.max_eval_examples=null to score them all", limit, len(items), what, path, limit)
+    return items[:limit]
+
+
 def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_size: int, max_tokens: int,
                   transitions: tuple | None = None) -> Evaluation:
     data = replace(run.cfg.data, format="auto" if run.cfg.data.format == "hub" else run.cfg.data.format,
                    dev=data_path)
-    sentences = read_ner_split(data, "dev")
+    sentences = _first(read_ner_split(data, "dev"), data.max_eval_examples, data_path, "sentences")
     if any(s.tags is None for s in sentences):
         raise DataError(f"{data_path} has no tag column; evaluation needs gold tags (use `seqtag predict` to tag)")
     known = set(entity_types([run.labels]))
@@ -96,6 +121,9 @@ def _evaluate_qa(run: FinishedRun, model, path: Path, accelerator, batch_size: i
     data = run.cfg.data
     examples = read_qa(path, encoding=data.encoding)
     articles = squad_articles(path, data.encoding) if path.suffix.lower() in (".json", ".zip") else None
+    kept = _first(examples, data.max_eval_examples, path, "questions")
+    if len(kept) < len(examples):
+        examples, articles = kept, None  # score only the kept questions, as training does
     check_answered(examples, path)
     with accelerator.main_process_first():
         features = prepare_features(examples, run.tokenizer, data.max_length, data.doc_stride, data.qa_head,

@@ -18,14 +18,14 @@ import math
 import shutil
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import torch
 
 from seqtag import runs
-from seqtag.config import Config, dump_config
+from seqtag.config import Config
 from seqtag.data.batching import LengthGroupedBatches, collate
 from seqtag.errors import Interrupted, TrainingStopped
 from seqtag.losses import get_loss
@@ -33,7 +33,7 @@ from seqtag.modeling.accel import make_accelerator
 from seqtag.modeling.heads import crf_of
 from seqtag.modeling.loading import load_tokenizer
 from seqtag.tasks import setup_task
-from seqtag.tasks.checks import check_config_inputs
+from seqtag.tasks.checks import check_loaded_model, check_start, saved_config_text
 from seqtag.training.checkpoints import install_signal_handlers, resume, save_checkpoint, stop_if_signalled
 from seqtag.training.finish import final_evaluation, finish, save_model, write_info
 from seqtag.training.state import Run
@@ -93,16 +93,15 @@ def start(cfg: Config) -> Run:
 
     tc = cfg.train
     run_dir = Path(tc.output_dir)
-    # saved with resume/overwrite off, so re-running the saved config never deletes or continues by accident
-    config_text = dump_config(replace(cfg, train=replace(tc, resume=False, overwrite=False)))
-    runs.check_run_dir(run_dir, config_text, overwrite=tc.overwrite, resume=tc.resume)  # every process; reads only
-    for note in check_config_inputs(cfg, read_labels=False):  # files exist, a local model is complete, lengths fit
+    config_text = saved_config_text(cfg)
+    for note in check_start(cfg, read_labels=False):  # every process; reads only (what `seqtag validate` checks)
         log.debug(note)
     accelerator = make_accelerator(tc.mixed_precision, tc.grad_accum)
     set_seed(tc.seed)
 
     tokenizer = load_tokenizer(cfg.model)
     task = setup_task(cfg, tokenizer, accelerator)
+    check_loaded_model(cfg, task.model)  # a Hub model's position limit, when its config was not cached
     loss = get_loss(cfg.loss.name, **cfg.loss.params)
     sampler = LengthGroupedBatches(task.train_features["length"], tc.batch_size, shuffle=True, seed=tc.seed,
                                    group=tc.group_by_length)

@@ -43,7 +43,7 @@ def test_predict_text_jsonl_and_conll(tiny_run, tmp_path, capsys):
     run, _ = tiny_run
     assert main(["predict", str(run), "--text", "Mary lives in Berlin ."]) == 0
     rec = json.loads(capsys.readouterr().out)
-    assert rec["words"] == ["Mary", "lives", "in", "Berlin", "."]
+    assert rec["line"] == 1 and rec["words"] == ["Mary", "lives", "in", "Berlin", "."]
     assert [(e["type"], e["text"], e["start"], e["end"]) for e in rec["entities"]] == [
         ("PER", "Mary", 0, 4), ("LOC", "Berlin", 14, 20)]
     assert all(0 < e["score"] <= 1 for e in rec["entities"])
@@ -141,3 +141,91 @@ def test_written_files_respect_the_umask(tiny_run):
     os.umask(mask)
     for name in ("metrics.json", "run_info.json", "seqtag_config.yaml", "model.safetensors", "config.json"):
         assert stat.S_IMODE((run / name).stat().st_mode) == 0o666 & ~mask, name
+
+
+def test_predict_bf16_on_a_gpu_without_bf16_is_a_clear_error(tiny_run, monkeypatch, capsys):
+    import torch
+
+    run, _ = tiny_run
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Tesla V100-SXM2-16GB")
+    assert main(["predict", str(run), "--text", "Mary lives in Berlin .", "--bf16"]) == 2
+    assert capsys.readouterr().err == ("seqtag predict: error: --bf16 asks for bf16, which this GPU (Tesla "
+                                       "V100-SXM2-16GB) does not support; run without --bf16 (fp32)\n")
+
+
+def test_predict_bf16_on_a_cpu_that_emulates_it_warns(tiny_run, monkeypatch, caplog, capsys):
+    import seqtag.modeling.accel
+
+    run, _ = tiny_run
+    monkeypatch.setattr(seqtag.modeling.accel, "bf16_is_emulated", lambda: True)
+    assert main(["predict", str(run), "--text", "Mary lives in Berlin .", "--bf16"]) == 0
+    assert json.loads(capsys.readouterr().out)["words"] == ["Mary", "lives", "in", "Berlin", "."]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("bf16 on this CPU is emulated")
+    assert "seqtag predict without --bf16" in warnings[0]
+
+
+def test_each_text_is_a_record_with_its_line(tiny_run, capsys):
+    run, _ = tiny_run
+    assert main(["predict", str(run), "--text", "Mary lives in Berlin .", "--text", "", "--text", "John ."]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["line"], r["text"], r["words"]) for r in records] == [
+        (1, "Mary lives in Berlin .", ["Mary", "lives", "in", "Berlin", "."]), (2, "", []), (3, "John .", ["John", "."])]
+    assert list(records[0]) == ["line", "text", "words", "tags", "scores", "entities"]  # as --input records
+
+
+def test_a_control_character_in_prediction_input_is_an_error(tiny_run, tmp_path, capsys):
+    run, _ = tiny_run
+    assert main(["predict", str(run), "--text", "Mary", "--text", "telan\x01giectasia"]) == 2
+    assert capsys.readouterr().err.startswith("seqtag predict: error: --text number 2: the text 'telan\\x01giectasia' "
+                                              "holds U+0001, a control character, at character 5.")
+    src, out = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    src.write_text("Mary lives in Berlin .\ntelan\x00giectasia\n")
+    assert main(["predict", str(run), "--input", str(src), "--output", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"seqtag predict: error: {src}:2: the line 'telan\\x00giectasia' holds "
+                                              "U+0000, a control character")
+    assert not out.exists()
+
+
+def test_an_output_that_is_the_input_is_refused(tiny_run, tmp_path, capsys):
+    """The same file under another name, a symlink or a hard link would be replaced by the output."""
+    import os
+
+    run, tmp = tiny_run
+    src = tmp_path / "in.txt"
+    src.write_text("Mary lives in Berlin .\n")
+    (tmp_path / "sub").mkdir()
+    os.symlink(src, tmp_path / "link.txt")
+    os.link(src, tmp_path / "hard.txt")
+    for out in (src, tmp_path / "sub" / ".." / "in.txt", tmp_path / "link.txt", tmp_path / "hard.txt"):
+        assert main(["predict", str(run), "--input", str(src), "--output", str(out)]) == 2
+        assert capsys.readouterr().err == (f"seqtag predict: error: --output {out} is the --input file {src}; writing "
+                                           "it would replace the input. Write to another file\n")
+    assert src.read_text() == "Mary lives in Berlin .\n" and (tmp_path / "link.txt").is_symlink()
+    dev = tmp_path / "dev.txt"
+    dev.write_bytes((tmp / "dev.txt").read_bytes())
+    for flag in ("--output", "--predictions"):
+        assert main(["evaluate", str(run), "--data", str(dev), flag, str(dev)]) == 2
+        assert f"error: {flag} {dev} is the --data file {dev}" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--data", str(dev), "--output", str(tmp_path / "m.json"), "--predictions",
+                 str(tmp_path / "sub" / ".." / "m.json")]) == 2
+    assert "error: --output and --predictions are the same file" in capsys.readouterr().err
+    assert dev.read_bytes() == (tmp / "dev.txt").read_bytes() and not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "RUN", "--text", "x", "--batch-size", "0"], "argument --batch-size: --batch-size must be at least 1, got 0"),
+    (["predict", "RUN", "--text", "x", "--batch-size", "-5"], "--batch-size must be at least 1, got -5"),
+    (["predict", "RUN", "--text", "x", "--max-tokens", "0"], "--max-tokens must be at least 1, got 0"),
+    (["predict", "RUN", "--text", "x", "--threads", "0"], "--threads must be at least 1, got 0"),
+    (["predict", "RUN", "--text", "x", "--batch-size", "many"], "--batch-size must be a whole number, got 'many'"),
+    (["evaluate", "RUN", "--data", "d.txt", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["evaluate", "RUN", "--data", "d.txt", "--max-tokens", "-1"], "--max-tokens must be at least 1, got -1"),
+])
+def test_counts_below_one_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err

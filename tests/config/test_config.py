@@ -1,4 +1,5 @@
 import dataclasses
+import re
 import typing
 from pathlib import Path
 
@@ -123,6 +124,44 @@ def test_load_config_names_the_file(tmp_path):
         load_config(p)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+
+
+@pytest.mark.parametrize("overrides, blamed, message", [
+    (["train.epochs=-1"], "override 'train.epochs=-1'", "config key 'train.epochs' must be at least 1, got -1"),
+    (["train.epochs=two"], "override 'train.epochs=two'", "config key 'train.epochs' must be int, got 'two' (str)"),
+    (["train.epoch=2"], "override 'train.epoch=2'", "unknown config key 'train.epoch' in section 'train'"),
+    (["train.mixed_precision=fp8"], "override 'train.mixed_precision=fp8'", "valid values: no, bf16, fp16, auto"),
+    (["train.epochs=2", "loss.name=nope"], "override 'loss.name=nope'", "unknown loss 'nope'"),
+    (["loss.name=focal", "loss.gamma=-1"], "override 'loss.gamma=-1'", "loss 'focal': gamma=-1 is invalid"),
+    (["data.max_length=12"], "override 'data.max_length=12'", "config key 'data.stride' must be in [0, max_length/2)"),
+    (["model.head=crf", "loss.name=focal"], "overrides 'model.head=crf', 'loss.name=focal'", "would be ignored"),
+    (["train.epochs=[1"], "override 'train.epochs=[1'", "is not a valid YAML scalar"),
+])
+def test_an_error_an_override_causes_names_the_override_not_the_file(overrides, blamed, message):
+    """The file is valid; the override is what the user has to change."""
+    with pytest.raises(ConfigError) as e:
+        load_config(QUICKSTART, overrides)
+    assert str(e.value).startswith(f"{blamed}: ") and message in str(e.value)
+    assert "quickstart.yaml" not in str(e.value)
+
+
+def test_an_error_of_the_file_names_the_file_whatever_the_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("model: {name_or_path: x}\ndata: {train: t}\ntrain: {epochs: 0}\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(p))}: config key 'train.epochs' must be at least 1"):
+        load_config(p, ["train.seed=3", "loss.name=focal"])
+    assert load_config(p, ["train.epochs=2"]).train.epochs == 2  # an override may also mend the file
+    p.write_text("data: {train: t}\n")  # model.name_or_path is given on the command line only
+    assert load_config(p, ["model.name_or_path=m"]).model.name_or_path == "m"
+
+
+def test_train_names_the_override_on_the_command_line(tmp_path):
+    msg = user_error(run_seqtag("train", QUICKSTART, "train.epochs=-1", cwd=tmp_path), "train")
+    assert msg == "override 'train.epochs=-1': config key 'train.epochs' must be at least 1, got -1"
+    assert listing(tmp_path) == []
 
 
 def test_yaml_is_read_safely(tmp_path):
@@ -294,7 +333,8 @@ def test_validate_rejects_bad_numbers_repo_ids_and_list_configs_in_a_subprocess(
     bad_list.write_text("- model: {name_or_path: m}\n")
     before = listing(tmp_path)
     msg = user_error(run_seqtag("validate", good, "data.max_train_examples=0", cwd=tmp_path), "validate")
-    assert msg.startswith(f"{good}: config key 'data.max_train_examples' must be at least 1")
+    assert msg.startswith("override 'data.max_train_examples=0': config key 'data.max_train_examples' must be at "
+                          "least 1")
     msg = user_error(run_seqtag("validate", good, "hub.repo_id=alice/bad name", cwd=tmp_path), "validate")
     assert "'hub.repo_id' is 'alice/bad name', which the Hub does not accept" in msg
     msg = user_error(run_seqtag("validate", bad_list, cwd=tmp_path), "validate")

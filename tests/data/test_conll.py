@@ -18,6 +18,7 @@ from seqtag.data.jsonl import read_jsonl
 from seqtag.data.readers import load_hub_dataset, read_sentences, read_tagged
 from seqtag.data.schemes import convert, detect_scheme, find_problems, spans
 from seqtag.data.sentence import Sentence, check_tags, token_location, validate_sentences
+from seqtag.data.words import check_text
 from seqtag.data.writers import write_conll, write_jsonl
 from seqtag.errors import ConfigError, DataError
 from tests.shared import shared_file as shared
@@ -210,7 +211,17 @@ def test_write_conll_error_names_the_token_and_refuses_mixed_tagging():
         write_conll([Sentence(("a",), ("O",))], io.StringIO(), sep=",")
 
 
-_cell = st.text(min_size=1, max_size=6).filter(lambda s: not any(c.isspace() for c in s) and s != "-DOCSTART-")
+def _is_text(s: str) -> bool:
+    try:
+        check_text(s, "")
+    except DataError:
+        return False
+    return True
+
+
+# what a CoNLL cell can hold: no white space, no control character (seqtag.data.words.check_text)
+_cell = st.text(min_size=1, max_size=6).filter(lambda s: not any(c.isspace() for c in s) and s != "-DOCSTART-"
+                                               and _is_text(s))
 # A leading U+FEFF at the very start of a file is read as a byte-order mark, so keep it off the first token.
 _first_cell = _cell.filter(lambda s: not s.startswith("\ufeff"))
 
@@ -528,3 +539,65 @@ def test_iter_text_lines_keeps_line_numbers_and_names_bad_bytes(tmp_path):
     with pytest.raises(DataError, match=r"l\.txt:2: byte 0xfc at byte offset 7 .*data\.encoding=latin-1"):
         list(iter_text_lines(latin))
     assert list(iter_text_lines(latin, encoding="latin-1"))[1] == (2, "in Z\u00fcrich")
+
+
+# ------------------------------------------------------------------------------------------ control characters
+
+
+@pytest.mark.parametrize("ch", ["\x00", "\x01", "\x1c", "\x1f", "\x7f", "\x85", "\x9f"])
+def test_a_control_character_in_a_conll_token_names_the_line_and_the_character(tmp_path, ch):
+    p = write(tmp_path, f"Peter\tB-PER\ntelan{ch}giectasia\tO\n\n")
+    code = rf"U\+{ord(ch):04X}"
+    with pytest.raises(DataError, match=rf"f\.txt:2: the line .* holds {code}, a control character, at character 5\. "
+                                        r"Only TAB, LF, CR, VT and FF among control characters are read"):
+        read_conll(p)
+    with pytest.raises(DataError, match=rf"f\.txt:2: .* holds {code}"):
+        list(iter_text_lines(p))  # prediction input
+
+
+def test_the_fix_for_a_nul_byte_is_a_command_that_works(tmp_path):
+    import shlex
+    import subprocess
+
+    p = write(tmp_path, "Peter\tB-PER\ntelan\x00giectasia\tO\n\n")
+    with pytest.raises(DataError) as e:
+        read_conll(p)
+    command = str(e.value).split("`")[1]
+    assert command == f"tr -d '\\000' < {p} > f.clean.txt"
+    subprocess.run(command.replace("f.clean.txt", shlex.quote(str(tmp_path / "f.clean.txt"))), shell=True, check=True)
+    assert pairs(read_conll(tmp_path / "f.clean.txt")) == [(("Peter", "telangiectasia"), ("B-PER", "O"))]
+
+
+def test_c1_characters_in_a_latin1_file_point_at_cp1252(tmp_path):
+    p = write(tmp_path, b"He\x93s\tO\n\n")  # cp1252's left double quotation mark
+    with pytest.raises(DataError, match=r"U\+0093, a control character.*read the file as cp1252"):
+        read_conll(p, encoding="latin-1")
+    assert pairs(read_conll(p, encoding="cp1252")) == [(("He\u201cs",), ("O",))]
+
+
+def test_white_space_controls_and_separators_split_format_characters_stay(tmp_path):
+    """TAB, VT, FF, CR and Unicode separators separate columns; zero-width and bidi format characters are kept."""
+    p = write(tmp_path, "a\x0bO\nb\x0cO\nc\u2028O\nd\u00a0O\ne\rO\r\nwatched\u200bwas\tO\nx\u200ey\ufeff\tO\n\n")
+    assert pairs(read_conll(p)) == [(("a", "b", "c", "d", "e", "watched\u200bwas", "x\u200ey\ufeff"), ("O",) * 7)]
+
+
+def test_a_control_character_in_json_names_the_record_and_the_token(tmp_path):
+    lines = ['{"tokens": ["Peter"], "tags": ["B-PER"]}', '{"tokens": ["a", "b"], "tags": ["O", "O"]}',
+             '{"tokens": ["telan\\u0000giectasia", "x"], "tags": ["O", "O"]}']
+    p = write(tmp_path, "\n".join(lines) + "\n", "d.jsonl")
+    with pytest.raises(DataError, match=r"d\.jsonl:3, token 0: the token 'telan\\x00giectasia' holds U\+0000"):
+        read_jsonl(p)
+    p = write(tmp_path, '{"tokens": ["a", "b"], "tags": ["O", "B-\\u0001X"]}\n', "t.jsonl")
+    with pytest.raises(DataError, match=r"t\.jsonl:1, token 1: the tag 'B-\\x01X' holds U\+0001"):
+        read_jsonl(p)
+    p = write(tmp_path, '{"tokens": ["a\\ud800b"]}\n', "s.jsonl")
+    with pytest.raises(DataError, match=r"s\.jsonl:1, token 0: .* holds U\+D800, a lone surrogate"):
+        read_jsonl(p)
+
+
+def test_a_control_character_in_a_hub_dataset_names_the_row(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"tokens": [["ok"], ["a", "telan\x00giectasia"]], "ner_tags": [["O"], ["O", "O"]]})
+    ds.save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(DataError, match=r"saved\[train\] row 1, token 1: the token 'telan\\x00giectasia' holds U\+0000"):
+        load_hub_dataset(tmp_path / "saved", "train")

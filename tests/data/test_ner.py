@@ -139,3 +139,16 @@ def test_tokenised_dataset_is_cached_on_disk(tmp_path, tok, monkeypatch):
     with pytest.raises(AssertionError, match="tokenised again"):  # other settings: a new key, a new pass
         tokenize_ner(data.splits["train"], tok, data.labels, replace(cfg, max_length=64))
     assert window_counts(ds) == (3, 0, 3)  # sentences, windowed sentences, windows
+
+
+def test_an_unseen_label_in_json_lines_names_its_record_and_token(tmp_path):
+    """A JSON record is one line however many tokens it holds: the error gives the record's line and the token."""
+    import json
+
+    train = [{"tokens": ["Peter", "lives"], "tags": ["B-PER", "O"]}, {"tokens": ["Paris"], "tags": ["B-LOC"]}]
+    dev = [*train, {"tokens": ["ACME", "Corp", "said"], "tags": ["O", "B-ORG", "O"]}]
+    for name, records in (("train.jsonl", train), ("dev.jsonl", dev)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+    cfg = DataConfig(train=str(tmp_path / "train.jsonl"), dev=str(tmp_path / "dev.jsonl"), cache_dir=str(tmp_path / "c"))
+    with pytest.raises(DataError, match=r"dev\.jsonl:3, token 1: the dev label 'B-ORG' has an entity type never seen"):
+        load_ner_data(cfg)

@@ -276,3 +276,25 @@ def test_readers_take_an_encoding_and_name_bad_bytes_and_directories(tmp_path):
     (tmp_path / "d.json").mkdir()
     with pytest.raises(DataError, match=r"d\.json is a directory, not a file"):
         read_qa(tmp_path / "d.json")
+
+
+def test_a_control_character_in_a_question_or_context_names_where_it_is(tmp_path):
+    import copy
+
+    from seqtag.data.squad import read_question_records
+
+    articles = copy.deepcopy(ARTICLES)
+    articles[1]["paragraphs"][0]["context"] = CTX2.replace("capital", "capi\x00tal")
+    with pytest.raises(DataError, match=r"data\[1\]\.paragraphs\[0\]: the context 'Paris is the capi\\x00tal.* holds "
+                                        r"U\+0000, a control character, at character 17"):
+        examples_from_articles(articles)
+    rec = {"id": "q9", "question": "Who\x07?", "context": CTX3, "answers": {"text": ["Beyoncé"], "answer_start": [0]}}
+    (tmp_path / "qa.jsonl").write_text(json.dumps(rec) + "\n")
+    with pytest.raises(DataError, match=r"qa\.jsonl:1: question 'q9': the question 'Who\\x07\?' holds U\+0007"):
+        read_squad_jsonl(tmp_path / "qa.jsonl")
+    (tmp_path / "ask.jsonl").write_text(json.dumps({"question": "Who?", "context": "\x1bAda"}) + "\n")
+    with pytest.raises(DataError, match=r"ask\.jsonl:1: the context '\\x1bAda' holds U\+001B"):
+        list(read_question_records(tmp_path / "ask.jsonl"))
+    rec["question"] = "Who\u200b\t?"  # a zero-width space and a TAB are text
+    (tmp_path / "qa.jsonl").write_text(json.dumps(rec) + "\n")
+    assert read_squad_jsonl(tmp_path / "qa.jsonl")[0].question == "Who\u200b\t?"

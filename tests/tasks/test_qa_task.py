@@ -373,6 +373,19 @@ def test_max_eval_examples_scores_only_the_kept_questions(toy):
                                                                                        "f1": 1.0}
 
 
+def test_evaluate_keeps_max_eval_examples_questions(toy):
+    """seqtag evaluate cuts a QA file as training cut its dev split: the first data.max_eval_examples questions,
+    scored over themselves, not over the articles they come from."""
+    from seqtag.tasks.evaluate import evaluate_run
+
+    whole = evaluate_run(toy.runs["pointer"], str(toy.squad))
+    cut = evaluate_run(toy.runs["pointer"], str(toy.squad), overrides=["data.max_eval_examples=2"])
+    assert len(whole.predictions) == len(toy.recs) > 2
+    assert list(cut.predictions) == list(whole.predictions)[:2]
+    gold = {r["id"]: r["answers"]["text"][0] for r in toy.recs}
+    assert cut.scores.exact_match == pytest.approx(sum(cut.predictions[q] == gold[q] for q in cut.predictions) / 2)
+
+
 def test_pointer_head_rejects_per_class_loss_parameters(toy):
     from seqtag.modeling.accel import make_accelerator
     from seqtag.modeling.loading import load_tokenizer
