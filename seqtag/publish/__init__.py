@@ -1,6 +1,7 @@
 """Publishing a finished run: the model card and the Hub upload. Reads a run directory, nothing else.
 
 - :mod:`~seqtag.publish.card_facts`: the facts a card states, read from the run's records.
+- :mod:`~seqtag.publish.card_loss`: the card's loss paragraphs, per head, as the loop computes the loss.
 - :mod:`~seqtag.publish.card_metadata`: the card's YAML front matter and ``model-index``.
 - :mod:`~seqtag.publish.card`: the card's text.
 - :mod:`~seqtag.publish.hub`: ``seqtag push``: what is uploaded, the token, the errors.

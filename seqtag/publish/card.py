@@ -36,10 +36,13 @@ from seqtag.publish.card_facts import (
     bundled_attribution,
     bundled_folder,
     dataset_of,
-    loss_doc,
+    decoding_of,
+    head_of,
+    precision_of,
     read_run,
     recorded_origin,
 )
+from seqtag.publish.card_loss import loss_text
 from seqtag.publish.card_metadata import card_metadata, eval_subset, evaluated_splits
 from seqtag.runs import SplitScores
 
@@ -187,20 +190,7 @@ def _evaluation(run: CardRun) -> list[str]:
 
 def _training(run: CardRun) -> list[str]:
     cfg, info = run.config, run.info
-    formula, description, params = loss_doc(cfg.loss.name, dict(cfg.loss.params))
-    snippet = yaml.safe_dump({"loss": {"name": cfg.loss.name, **params}}, default_flow_style=True, sort_keys=False,
-                             width=1000).strip()[1:-1]  # loss: {name: focal, gamma: 2.0, alpha: null}
-    what = description or f"`{cfg.loss.name}`, a loss this seqtag version does not document"
-    lines = ["## Training", "", f"Loss: {what}; in the config: `{snippet}`.", ""]
-    if formula:
-        where = ("for the start and for the end position, with p_t the predicted probability of the gold position"
-                 if cfg.task == "qa" else "per labelled token, with p_t the predicted probability of the gold label")
-        symbols = [f"{sym} is the gold class's `{param}` (1 when null)" for sym, param in
-                   (("w_t", "weight"), ("alpha_t", "alpha")) if sym in formula and param in params]
-        where += "".join(f"; {s}" for s in symbols)
-        lines += [f"Computed {where}:", "", "```text", formula if formula.lstrip().startswith("L =") else f"L = {formula}",
-                  "```", "", "It is averaged over the labelled positions; positions labelled -100 (padding, special "
-                  "tokens) are ignored.", ""]
+    lines = ["## Training", "", *loss_text(run)]
     base = base_model_of(cfg.model.name_or_path)
     dataset = dataset_of(cfg.data, cfg.data.train)
     best = "–" if info.best_epoch is None else info.best_epoch
@@ -215,7 +205,7 @@ def _training(run: CardRun) -> list[str]:
         ("peak learning rate", info.learning_rate if info.learning_rate is not None else cfg.train.learning_rate),
         ("max length", f"{cfg.data.max_length} subwords"),
         ("seed", info.seed if info.seed is not None else cfg.train.seed),
-        ("mixed precision", info.mixed_precision),
+        ("training precision", precision_of(info.mixed_precision)),
         ("hardware", info.hardware or None),
         ("wall time", _duration(info.wall_time_s)),
         ("seqtag version", info.seqtag_version or None),
@@ -277,8 +267,18 @@ def _usage(run: CardRun, repo: str) -> list[str]:
         read = ("The model was trained on every subword (`data.label_all_tokens`); `aggregation_strategy=\"simple\"` "
                 "merges them into entity spans.")
     limit = run.max_positions or 512
+    decoding = decoding_of(run)
+    same = "`seqtag predict`" if decoding == "argmax" else "`seqtag predict --decoding argmax`"
+    if head_of(run) == "crf":
+        unlike = (" (word-by-word argmax of the emission scores), which is not this model's CRF tagging: see "
+                  "\"This model has a CRF head\" below")
+    elif decoding != "argmax":
+        unlike = (" (word-by-word argmax); `seqtag predict` itself decodes with constrained Viterbi, as the scores "
+                  "above were computed, and can differ where the model is unsure (see \"Decoding\" below)")
+    else:
+        unlike = ""
     parity = (f"For texts of up to {cfg.data.max_length} subwords (`data.max_length`, special tokens included) the "
-              "pipeline finds the same entities as `seqtag predict`. Longer texts differ: seqtag splits them into "
+              f"pipeline finds the same entities as {same}{unlike}. Longer texts differ: seqtag splits them into "
               f"overlapping windows of {cfg.data.max_length} subwords and tags every word, while the pipeline reads "
               f"up to {limit} subwords in one pass, a longer context than the model was trained on, and truncates "
               "the rest; there, `seqtag predict` is the one to use.")

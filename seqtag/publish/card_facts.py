@@ -240,5 +240,35 @@ def aggregation_strategy(data: DataConfig) -> str:
     return "simple" if data.label_all_tokens else "first"
 
 
+def head_of(run: CardRun) -> str | None:
+    """``"crf"`` or ``"linear"`` for an NER run (``run_info.json``'s ``model_head``, else ``model.head``), None
+    for QA."""
+    return None if run.config.task != "ner" else run.info.model_head or run.config.model.head
+
+
+def decoding_of(run: CardRun) -> str | None:
+    """The decoding ``seqtag predict`` uses on this run when ``--decoding`` is not given: the one its scores were
+    computed with (``run_info.json``), else ``predict.decoding``; None for QA
+    (:func:`seqtag.inference.engine.load_finished_run` decides the same way)."""
+    return None if run.config.task != "ner" else run.info.decoding or run.config.predict.decoding
+
+
+def precision_of(mixed_precision: str | None) -> str | None:
+    """The numeric format training ran in: accelerate's ``mixed_precision`` record, with ``"no"`` read as fp32.
+
+    >>> precision_of("no"), precision_of("bf16"), precision_of("fp16"), precision_of(None)
+    ('fp32', 'bf16', 'fp16', None)
+    """
+    return "fp32" if mixed_precision == "no" else mixed_precision
+
+
+# The CRF head's training objective (seqtag.modeling.crf.CRF.nll, summed by seqtag.tasks.ner.crf_loss_step),
+# in the notation of seqtag/modeling/crf.py.
+CRF_FORMULA = """\
+s(x, y) = start[y_1] + sum_i e_i[y_i] + sum_{i>1} T[y_{i-1}, y_i] + end[y_n]
+log Z(x) = log sum_{y'} exp s(x, y')
+L = log Z(x) - s(x, y)          (= -log p(y | x))"""
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # front matter

@@ -14,6 +14,7 @@ from seqtag.publish.card_facts import (
     CardRun,
     base_model_of,
     dataset_of,
+    head_of,
     language_of,
 )
 from seqtag.runs import Metrics
@@ -89,7 +90,9 @@ def card_metadata(run: CardRun, model_name: str) -> dict[str, Any]:
     if dataset:
         meta["datasets"] = [dataset]
     meta["metrics"] = ["squad"] if task == "qa" else ["seqeval"]
-    tags = ["seqtag", PIPELINE_TAGS[task], "ner" if task == "ner" else "extractive-qa", run.config.loss.name]
+    # what the model was trained with: the registry loss, or "crf" for the CRF head, which ignores loss.name
+    trained_with = "crf" if head_of(run) == "crf" else run.config.loss.name
+    tags = ["seqtag", PIPELINE_TAGS[task], "ner" if task == "ner" else "extractive-qa", trained_with]
     meta["tags"] = list(dict.fromkeys(tags))
     index = model_index(run, model_name)
     if index:

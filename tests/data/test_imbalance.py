@@ -73,6 +73,30 @@ def test_written_sets_read_back(tmp_path):
                                                for x, y in zip(s.sentences, read_tagged(paths[s.name]))]
 
 
+def assert_delta_cells(tables: str, rows: list[dict]) -> None:
+    """The main table of tables.md against results.csv: one row per level and setting, and each non-baseline row's
+    test ΔF1 is its test F1 minus cross-entropy's, each at the rate its own row names; with one seed the spread is
+    0.00 and the wins (1/1) when the difference is positive, else (0/1)."""
+    main = [[c.strip() for c in line.strip().strip("|").split("|")] for line in tables.split("\n\n")[0].splitlines()[2:]]
+    level_of = {f"{100 * float(r['o_share']):.1f} %": r["level"] for r in rows}
+    rate = {(share, setting): lr for share, setting, lr, *_ in main}
+
+    def test_f1(share: str, setting: str, lr: str) -> float:
+        (row,) = [r for r in rows if r["level"] == level_of[share] and f"`{r['setting']}`" == setting
+                  and float(r["lr"]) == float(lr)]
+        return float(row["test_f1"])
+
+    assert sorted(setting for _, setting, *_ in main) == sorted(
+        ["`cross_entropy`", "`cross_entropy@decoding=viterbi`", "`focal_gamma2`"] * 3)
+    for share, setting, lr, seeds, _, _, delta in main:
+        assert seeds == "1"
+        if setting == "`cross_entropy`":
+            assert delta == ""
+            continue
+        d = test_f1(share, setting, lr) - test_f1(share, "`cross_entropy`", rate[(share, "`cross_entropy`")])
+        assert delta == f"{100 * d:+.2f} ± 0.00 ({int(d > 0)}/1)", (share, setting, delta, d)
+
+
 def test_the_study_script_runs_levels_grids_and_report(tmp_path):
     """Tiny model, three levels, two loss settings and one re-decoded one, two rates, one seed: the ends run the
     grid, the middle level only the rates that won at the ends; the report has one row per run with the level's
@@ -101,8 +125,7 @@ def test_the_study_script_runs_levels_grids_and_report(tmp_path):
     assert 3 <= len(middle) <= 6 and all(r["status"] == "finished" for r in rows)
     assert all(0 <= float(r["test_f1"]) <= 1 and float(r["o_share"]) >= 0.5 for r in rows)
     assert {r["dev_f1_PER"] != "" for r in rows} == {True}
-    tables = (report / "tables.md").read_text()
-    assert "`focal_gamma2`" in tables and "(1/1)" in tables or "(0/1)" in tables
+    assert_delta_cells((report / "tables.md").read_text(), rows)
     assert (report / "curves.png").stat().st_size > 10_000 and (report / "per_type_delta.png").is_file()
     # a fresh checkout (no run directories) goes on from the committed report: nothing is trained again
     import shutil

@@ -39,7 +39,7 @@ def with_config(run: Path, **sections) -> Path:
     """Rewrite the run's seqtag_config.yaml with ``sections`` merged in (validated like any config)."""
     raw = to_dict(load_config(run / "seqtag_config.yaml"))
     for name, values in sections.items():
-        raw[name] = {**raw[name], **values} if name != "loss" else values
+        raw[name] = {**raw.get(name, {}), **values} if name != "loss" else values
     (run / "seqtag_config.yaml").write_text(dump_config(from_dict(raw)), encoding="utf-8")
     return run
 
@@ -131,8 +131,11 @@ def test_real_run_card_reads_the_run_as_trained(real_run):
     assert "The tokenizer lower-cases its input (an uncased model)" in body
     assert (real_run / "training_curves.png").is_file()
     assert "![Training curves](training_curves.png)" in section(body, "Training")
+    # the run decodes with Viterbi (the default): the pipeline's word-by-word argmax is `--decoding argmax`
+    assert read_run_info(real_run).decoding == "viterbi"
     assert "For texts of up to 32 subwords (`data.max_length`, special tokens included) the pipeline finds the " \
-           "same entities as `seqtag predict`." in section(body, "How to use")
+           "same entities as `seqtag predict --decoding argmax` (word-by-word argmax); `seqtag predict` itself " \
+           "decodes with constrained Viterbi" in section(body, "How to use")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -308,7 +311,7 @@ def test_loss_budget_mode_and_usage(ner_run):
     assert params == {"gamma": 2.0, "alpha": None}
     assert "in the config: `loss: {name: focal, gamma: 2.0, alpha: null}`." in card
     for row in ("| optimizer steps | 1,317 |", "| total batch size | 32 |", "| training examples | 14,041 sentences |",
-                "| epochs (best epoch) | 3 of 3 (2) |", "| mixed precision | bf16 |", "| peak learning rate | 5e-05 |",
+                "| epochs (best epoch) | 3 of 3 (2) |", "| training precision | bf16 |", "| peak learning rate | 5e-05 |",
                 "| hardware | 1x NVIDIA H200 |", "| wall time | 0h 30m 34s (1834.5 s) |", "| seed | 13 |",
                 "| max length | 128 subwords |"):
         assert row in card
@@ -330,15 +333,42 @@ def test_loss_name_and_description_are_not_repeated(tmp_path, name):
 
 
 @pytest.mark.parametrize("label_all_tokens, max_length, strategy", [(False, 128, "first"), (True, 256, "simple")])
-def test_usage_states_the_pipeline_parity_limit(tmp_path, label_all_tokens, max_length, strategy):
-    run = with_config(make_run(tmp_path, junk=False),
+@pytest.mark.parametrize("decoding", ["argmax", "viterbi"])
+def test_usage_states_the_pipeline_parity_limit(tmp_path, label_all_tokens, max_length, strategy, decoding):
+    run = with_config(make_run(tmp_path, junk=False), predict={"decoding": decoding},
                       data={"label_all_tokens": label_all_tokens, "max_length": max_length})
     usage = section(render_card(run, repo_id="alice/x"), "How to use")
     assert f'aggregation_strategy="{strategy}")' in usage
+    # the pipeline tags word by word: it equals `seqtag predict` only where that decodes by argmax too
+    same = {"argmax": "`seqtag predict`.", "viterbi": "`seqtag predict --decoding argmax` (word-by-word argmax); "
+            "`seqtag predict` itself decodes with constrained Viterbi, as the scores above were computed"}[decoding]
     assert (f"For texts of up to {max_length} subwords (`data.max_length`, special tokens included) the pipeline "
-            "finds the same entities as `seqtag predict`. Longer texts differ: seqtag splits them into overlapping "
-            f"windows of {max_length} subwords and tags every word, while the pipeline reads up to 64 subwords in "
-            "one pass") in usage  # 64: max_position_embeddings of the fake run's model
+            f"finds the same entities as {same}") in usage
+    assert (f"Longer texts differ: seqtag splits them into overlapping windows of {max_length} subwords and tags "
+            "every word, while the pipeline reads up to 64 subwords in one pass") in usage  # 64: the fake model's limit
+
+
+def crf_run(tmp_path: Path) -> Path:
+    """The fake NER run as the CRF head records it (model.head: crf, cross-entropy unused, Viterbi, fp32)."""
+    run = with_config(make_run(tmp_path, junk=False), model={"head": "crf"}, loss={"name": "cross_entropy"},
+                      train={"mixed_precision": "no"})
+    info = json.loads((run / "run_info.json").read_text())
+    (run / "run_info.json").write_text(json.dumps({**info, "model_head": "crf", "decoding": "viterbi",
+                                                   "mixed_precision": "no"}))
+    return run
+
+
+def test_card_of_a_crf_run_names_the_crf_not_cross_entropy(tmp_path):
+    meta, body = front_matter(render_card(crf_run(tmp_path), repo_id="alice/crf"))
+    assert meta["tags"] == ["seqtag", "token-classification", "ner", "crf"]
+    training = section(body, "Training")
+    assert "Loss: the negative log-likelihood of the gold tag sequence under the linear-chain CRF" in training
+    assert "L = log Z(x) - s(x, y)" in training and "L = -w_t log p_t" not in training
+    assert "averaged over the labelled positions" not in training
+    assert "| training precision | fp32 |" in training and "| mixed precision |" not in training
+    # the pipeline equals `--decoding argmax`, which is not this model's tagging
+    assert ("the pipeline finds the same entities as `seqtag predict --decoding argmax` (word-by-word argmax of "
+            "the emission scores), which is not this model's CRF tagging") in section(body, "How to use")
 
 
 def test_render_does_not_touch_run_dir(ner_run):

@@ -1,6 +1,7 @@
 """The training loop on a tiny random BERT: it learns, its normalisation rule holds, it logs what it says."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -94,11 +95,37 @@ def test_trains_from_a_saved_hub_dataset(tmp_path):
     assert sorted(cfg["label2id"]) == sorted(names)
 
 
-@pytest.mark.parametrize("mp", ["bf16"])
-def test_bf16_autocast_trains_on_cpu(tmp_path, mp):
-    run = _run(tmp_path, train={"mixed_precision": mp, "epochs": 1})
+def test_bf16_autocast_trains_on_cpu(tmp_path, monkeypatch):
+    """train.mixed_precision=bf16 on a CPU: every training forward pass runs under bf16 autocast (the encoder's
+    linear layers compute in bf16; accelerate hands the logits back in fp32), the losses stay finite, and the
+    weights move and are saved in fp32."""
+    import seqtag.tasks.ner as ner
+
+    plain, seen = ner.loss_step, []
+
+    def recording(model, batch, loss):
+        inner = []
+        linear = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+        hook = linear.register_forward_hook(lambda module, args, output: inner.append(output.dtype))
+        try:
+            out = plain(model, batch, loss)
+        finally:
+            hook.remove()
+        seen.append((inner[0], out[0].dtype, float(out[0])))
+        return out
+
+    monkeypatch.setattr(ner, "loss_step", recording)
+    run = _run(tmp_path, train={"mixed_precision": "bf16", "epochs": 1})
     info = json.loads((run / "run_info.json").read_text())
     assert info["mixed_precision"] == "bf16" and info["status"] == "finished"
+    assert len(seen) == info["global_steps"] > 0  # one micro-batch a step (grad_accum 1)
+    assert {inner for inner, _, _ in seen} == {torch.bfloat16}  # autocast ran the encoder in bf16
+    assert {loss for _, loss, _ in seen} == {torch.float32}  # the loss upcasts before log_softmax
+    assert all(math.isfinite(value) for _, _, value in seen)
+    weights, base = load_file(str(run / "model.safetensors")), load_file(str(tmp_path / "model" / "model.safetensors"))
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    assert sum(not torch.equal(base[k.removeprefix("bert.")], w) for k, w in weights.items()
+               if k.removeprefix("bert.") in base) > 10
     assert (run / "checkpoints" / "last").is_dir()  # kept by default: the run can be extended
 
 
