@@ -53,8 +53,18 @@ def _print_metrics(metrics: dict) -> None:
         print(f"== {split}")
         if "exact_match" in m:
             print(f"exact match {100 * m['exact_match']:.2f} %  F1 {100 * m['f1']:.2f} %")
+            print(_unanswerable_line(m), end="")
         else:
             print(format_report(m))
+
+
+def _unanswerable_line(m: dict) -> str:
+    """SQuAD 2.0: the answerable and unanswerable questions' F1 and the null threshold (empty for SQuAD v1.1)."""
+    if m.get("null_threshold") is None:
+        return ""
+    parts = [f"{name} F1 {100 * m[key]:.2f} % ({m[total]:,})" for name, key, total in
+             (("HasAns", "has_ans_f1", "has_ans_total"), ("NoAns", "no_ans_f1", "no_ans_total")) if key in m]
+    return "  ".join(parts + [f"null threshold {m['null_threshold']:.4g}"]) + "\n"
 
 
 def _check_writable(*paths: str | None) -> None:
@@ -70,7 +80,7 @@ def cmd_evaluate(args) -> int:
 
     _check_writable(args.output, args.predictions)
     result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides, args.decoding,
-                          _backend(args.run_dir, args.backend))
+                          _backend(args.run_dir, args.backend), null_threshold=args.null_threshold)
     if not is_main_process():
         return 0
     _print_metrics({args.data: result.scores.to_dict()})
@@ -99,8 +109,9 @@ def cmd_predict(args) -> int:
     _check_writable(args.output)
     if not onnx and load_config(run_dir / CONFIG_FILE).task == "qa":  # exports are of NER runs only
         return _predict_qa(run_dir, args)
-    if args.question or args.context:
-        raise SeqtagError(f"{run_dir} is an NER run; --question/--context are for QA runs. Use --text or --input")
+    if args.question or args.context or args.null_threshold is not None:
+        raise SeqtagError(f"{run_dir} is an NER run; --question/--context/--null-threshold are for QA runs. Use "
+                          "--text or --input")
     from seqtag.inference.predict import load_onnx_tagger, load_tagger, read_records, split_words
 
     if args.text is None and not args.input:
@@ -151,7 +162,7 @@ def _predict_qa(run_dir: Path, args) -> int:
     from seqtag.inference.engine import load_finished_run
     from seqtag.inference.predict import chunks
     from seqtag.modeling.accel import make_accelerator
-    from seqtag.tasks.qa import answer_questions
+    from seqtag.tasks.qa import answer_questions, run_null_threshold
 
     if args.text is not None:
         raise SeqtagError(f"{run_dir} is a QA run; --text is for NER runs. Use --question and --context, or --input")
@@ -169,14 +180,18 @@ def _predict_qa(run_dir: Path, args) -> int:
     if not single and not args.input:
         raise SeqtagError("give --question and --context, or --input FILE (JSONL with question and context)")
     accelerator = _prediction_accelerator(args.bf16) or make_accelerator("bf16" if args.bf16 else "no")
+    threshold = args.null_threshold
+    if threshold is not None and not 0.0 <= threshold <= 1.0:  # before the model is loaded
+        raise SeqtagError(f"--null-threshold is a no-answer probability in [0, 1], got {threshold}")
     run = load_finished_run(run_dir, str(accelerator.device))
     model = run.model
+    threshold = run_null_threshold(run.cfg, run.info.null_threshold, threshold)
     records = [{"question": args.question, "context": args.context}] if single else read_question_records(args.input)
 
     def results():
         for chunk in chunks(records, 256):
             for rec, ans in zip(chunk, answer_questions(model, run.tokenizer, chunk, run.cfg, accelerator,
-                                                        args.batch_size, args.max_tokens), strict=True):
+                                                        args.batch_size, args.max_tokens, threshold), strict=True):
                 yield json.dumps({**({"id": rec["id"]} if "id" in rec else {}),
                                   **({} if single else {"question": rec["question"]}), **ans},
                                  ensure_ascii=False) + "\n"

@@ -88,7 +88,7 @@ def card_metadata(run: CardRun, model_name: str) -> dict[str, Any]:
     dataset = dataset_of(run.config.data, run.config.data.train)
     if dataset:
         meta["datasets"] = [dataset]
-    meta["metrics"] = ["squad"] if task == "qa" else ["seqeval"]
+    meta["metrics"] = [("squad_v2" if run.config.data.allow_unanswerable else "squad") if task == "qa" else "seqeval"]
     tags = ["seqtag", PIPELINE_TAGS[task], "ner" if task == "ner" else "extractive-qa", run.config.loss.name]
     meta["tags"] = list(dict.fromkeys(tags))
     index = model_index(run, model_name)

@@ -22,7 +22,7 @@ from seqtag.modeling.accel import inference_precision, make_accelerator
 from seqtag.modeling.crf import load_transitions
 from seqtag.runs import CONFIG_FILE, RunInfo, SplitScores, read_json
 from seqtag.tasks.ner import evaluate_sentences
-from seqtag.tasks.qa import evaluate_examples
+from seqtag.tasks.qa import evaluate_examples, run_null_threshold
 
 
 @dataclass
@@ -35,9 +35,11 @@ class Evaluation:
 
 def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | None = None,
                  max_tokens: int = DEFAULT_MAX_TOKENS, overrides: Sequence[str] = (),
-                 decoding: str | None = None, backend: str = "torch") -> Evaluation:
+                 decoding: str | None = None, backend: str = "torch",
+                 null_threshold: float | None = None) -> Evaluation:
     """Score a finished run on ``data_path``, read with the run's data settings (``data.*`` ``overrides`` may
     change them, e.g. ``data.unseen_labels=map_to_o``) and decoded with its ``predict.decoding`` (or ``decoding``).
+    A QA run with unanswerable questions answers "" past its recorded null threshold (or ``null_threshold``).
 
     Works under ``accelerate launch``: every example is scored exactly once whatever the process count.
     ``backend="onnx"``: ``run_dir`` is an export directory (``seqtag export``, NER), run on ONNX Runtime in this
@@ -51,6 +53,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
         raise DataError(f"--data {data_path} {what}; give a labelled file (CoNLL columns or JSON Lines for NER, "
                         "SQuAD JSON/zip or JSON Lines for QA)")
     overrides = [*overrides, *([f"predict.decoding={decoding}"] if decoding else [])]
+    _check_null_threshold(run_dir, null_threshold, backend)
     if backend == "onnx":
         exp = load_export(run_dir)
         info = RunInfo.from_dict(read_json(Path(run_dir) / SOURCE_RUN_INFO_FILE), Path(run_dir) / SOURCE_RUN_INFO_FILE)
@@ -66,8 +69,15 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
     batch_size = batch_size or run.cfg.train.eval_batch_size
     model = accelerator.prepare(run.model)
     if run.cfg.task == "qa":
-        return _evaluate_qa(run, model, Path(data_path), accelerator, batch_size, max_tokens)
+        threshold = run_null_threshold(run.cfg, run.info.null_threshold, null_threshold)
+        return _evaluate_qa(run, model, Path(data_path), accelerator, batch_size, max_tokens, threshold)
     return _evaluate_ner(run, model, str(data_path), accelerator, batch_size, max_tokens)
+
+
+def _check_null_threshold(run_dir: str | Path, null_threshold: float | None, backend: str) -> None:
+    """``--null-threshold`` is for QA runs (an ONNX export is of an NER run)."""
+    if null_threshold is not None and (backend == "onnx" or load_config(Path(run_dir) / CONFIG_FILE).task != "qa"):
+        raise ConfigError(f"--null-threshold is for QA runs with unanswerable questions; {run_dir} is an NER run")
 
 
 def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_size: int, max_tokens: int,
@@ -92,14 +102,17 @@ def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_si
     return Evaluation(SplitScores.from_dict(report), rows)
 
 
-def _evaluate_qa(run: FinishedRun, model, path: Path, accelerator, batch_size: int, max_tokens: int) -> Evaluation:
+def _evaluate_qa(run: FinishedRun, model, path: Path, accelerator, batch_size: int, max_tokens: int,
+                 null_threshold: float | None = None) -> Evaluation:
     data = run.cfg.data
     examples = read_qa(path, encoding=data.encoding)
     articles = squad_articles(path, data.encoding) if path.suffix.lower() in (".json", ".zip") else None
-    check_answered(examples, path)
+    if not data.allow_unanswerable:
+        check_answered(examples, path)
     with accelerator.main_process_first():
         features = prepare_features(examples, run.tokenizer, data.max_length, data.doc_stride, data.qa_head,
                                     with_labels=False)
     scores, answers = evaluate_examples(model, run.tokenizer, examples, features, data.qa_head,
-                                        data.max_answer_length, accelerator, batch_size, articles, max_tokens)
+                                        data.max_answer_length, accelerator, batch_size, articles, max_tokens,
+                                        unanswerable=null_threshold is not None, null_threshold=null_threshold)
     return Evaluation(SplitScores.from_dict(scores), answers)
