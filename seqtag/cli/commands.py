@@ -162,7 +162,7 @@ def _predict_qa(run_dir: Path, args) -> int:
     from seqtag.inference.engine import load_finished_run
     from seqtag.inference.predict import chunks
     from seqtag.modeling.accel import make_accelerator
-    from seqtag.tasks.qa import answer_questions, run_null_threshold
+    from seqtag.tasks.qa import answer_questions, check_null_threshold, run_null_threshold
 
     if args.text is not None:
         raise SeqtagError(f"{run_dir} is a QA run; --text is for NER runs. Use --question and --context, or --input")
@@ -180,12 +180,11 @@ def _predict_qa(run_dir: Path, args) -> int:
     if not single and not args.input:
         raise SeqtagError("give --question and --context, or --input FILE (JSONL with question and context)")
     accelerator = _prediction_accelerator(args.bf16) or make_accelerator("bf16" if args.bf16 else "no")
-    threshold = args.null_threshold
-    if threshold is not None and not 0.0 <= threshold <= 1.0:  # before the model is loaded
-        raise SeqtagError(f"--null-threshold is a no-answer probability in [0, 1], got {threshold}")
+    if args.null_threshold is not None:
+        check_null_threshold(args.null_threshold)  # before the model is loaded
     run = load_finished_run(run_dir, str(accelerator.device))
     model = run.model
-    threshold = run_null_threshold(run.cfg, run.info.null_threshold, threshold)
+    threshold = run_null_threshold(run.cfg, run.info.null_threshold, args.null_threshold)
     records = [{"question": args.question, "context": args.context}] if single else read_question_records(args.input)
 
     def results():

@@ -22,7 +22,7 @@ from seqtag.modeling.accel import inference_precision, make_accelerator
 from seqtag.modeling.crf import load_transitions
 from seqtag.runs import CONFIG_FILE, RunInfo, SplitScores, read_json
 from seqtag.tasks.ner import evaluate_sentences
-from seqtag.tasks.qa import evaluate_examples, run_null_threshold
+from seqtag.tasks.qa import check_null_threshold, evaluate_examples, run_null_threshold
 
 
 @dataclass
@@ -75,9 +75,13 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
 
 
 def _check_null_threshold(run_dir: str | Path, null_threshold: float | None, backend: str) -> None:
-    """``--null-threshold`` is for QA runs (an ONNX export is of an NER run)."""
-    if null_threshold is not None and (backend == "onnx" or load_config(Path(run_dir) / CONFIG_FILE).task != "qa"):
+    """``--null-threshold`` is a probability, for QA runs (an ONNX export is of an NER run); checked before the
+    model is loaded."""
+    if null_threshold is None:
+        return
+    if backend == "onnx" or load_config(Path(run_dir) / CONFIG_FILE).task != "qa":
         raise ConfigError(f"--null-threshold is for QA runs with unanswerable questions; {run_dir} is an NER run")
+    check_null_threshold(null_threshold)
 
 
 def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_size: int, max_tokens: int,

@@ -327,14 +327,19 @@ def window_counts(features: dict[str, list], n_examples: int) -> WindowCounts:
 # a finished run: answering questions
 
 
+def check_null_threshold(value: float) -> float:
+    """``--null-threshold``: a no-answer probability in [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"--null-threshold is a no-answer probability in [0, 1], got {value}")
+    return value
+
+
 def run_null_threshold(cfg, recorded: float | None, override: float | None = None) -> float | None:
     """The null threshold a finished run answers with: ``override`` (``--null-threshold``), else the one its
     ``run_info.json`` records, else :data:`DEFAULT_NULL_THRESHOLD` for a run with ``data.allow_unanswerable``;
     None (never answer "") for a SQuAD v1.1 run."""
     if override is not None:
-        if not 0.0 <= override <= 1.0:
-            raise ConfigError(f"--null-threshold is a no-answer probability in [0, 1], got {override}")
-        return override
+        return check_null_threshold(override)
     if not cfg.data.allow_unanswerable:
         return None
     return DEFAULT_NULL_THRESHOLD if recorded is None else recorded

@@ -95,6 +95,33 @@ def test_evaluate_reproduces_the_run_and_takes_another_threshold(toy2):
         evaluate_run(toy2.run, toy2.squad, overrides=["data.allow_unanswerable=false"])
 
 
+def test_evaluate_cli_prints_hasans_noans_and_takes_a_threshold(toy2, tmp_path, capsys):
+    from seqtag.cli import main
+
+    out = tmp_path / "scores.json"
+    assert main(["evaluate", str(toy2.run), "--data", str(toy2.squad), "--null-threshold", "0", "--output",
+                 str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "exact match 33.33 %  F1 33.33 %" in printed
+    assert "HasAns F1 0.00 % (8)  NoAns F1 100.00 % (4)  null threshold 0" in printed
+    assert json.loads(out.read_text())["null_threshold"] == 0.0
+    assert main(["evaluate", str(toy2.run), "--data", str(toy2.squad), "--null-threshold", "-0.1"]) == 2
+    assert "--null-threshold is a no-answer probability in [0, 1], got -0.1" in capsys.readouterr().err
+
+
+def test_null_threshold_is_refused_for_ner_runs(tmp_path, capsys):
+    from seqtag.cli import main
+    from tests.fake_run import make_run
+
+    ner = make_run(tmp_path, task="ner", junk=False)
+    data = tmp_path / "d.conll"
+    data.write_text("John B-PER\n", encoding="utf-8")
+    assert main(["evaluate", str(ner), "--data", str(data), "--null-threshold", "0.5"]) == 2
+    assert "--null-threshold is for QA runs" in capsys.readouterr().err
+    assert main(["predict", str(ner), "--text", "John lives here", "--null-threshold", "0.5"]) == 2
+    assert "--null-threshold are for QA runs" in capsys.readouterr().err
+
+
 def test_card_of_a_squad2_run_reports_the_scores_and_the_threshold(toy2):
     from seqtag.publish.card import render_card
     from tests.fake_run import split_front_matter
