@@ -53,8 +53,18 @@ def _print_metrics(metrics: dict) -> None:
         print(f"== {split}")
         if "exact_match" in m:
             print(f"exact match {100 * m['exact_match']:.2f} %  F1 {100 * m['f1']:.2f} %")
+            print(_unanswerable_line(m), end="")
         else:
             print(format_report(m))
+
+
+def _unanswerable_line(m: dict) -> str:
+    """SQuAD 2.0: the answerable and unanswerable questions' F1 and the null threshold (empty for SQuAD v1.1)."""
+    if m.get("null_threshold") is None:
+        return ""
+    parts = [f"{name} F1 {100 * m[key]:.2f} % ({m[total]:,})" for name, key, total in
+             (("HasAns", "has_ans_f1", "has_ans_total"), ("NoAns", "no_ans_f1", "no_ans_total")) if key in m]
+    return "  ".join(parts + [f"null threshold {m['null_threshold']:.4g}"]) + "\n"
 
 
 def _check_writable(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
@@ -89,7 +99,7 @@ def cmd_evaluate(args) -> int:
 
     _check_writable({"--output": args.output, "--predictions": args.predictions}, {"--data": args.data})
     result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides, args.decoding,
-                          _backend(args.run_dir, args.backend))
+                          _backend(args.run_dir, args.backend), null_threshold=args.null_threshold)
     if not is_main_process():
         return 0
     _print_metrics({args.data: result.scores.to_dict()})
@@ -118,8 +128,9 @@ def cmd_predict(args) -> int:
     _check_writable({"--output": args.output}, {"--input": args.input})
     if not onnx and load_config(run_dir / CONFIG_FILE).task == "qa":  # exports are of NER runs only
         return _predict_qa(run_dir, args)
-    if args.question or args.context:
-        raise SeqtagError(f"{run_dir} is an NER run; --question/--context are for QA runs. Use --text or --input")
+    if args.question or args.context or args.null_threshold is not None:
+        raise SeqtagError(f"{run_dir} is an NER run; --question/--context/--null-threshold are for QA runs. Use "
+                          "--text or --input")
     from seqtag.data.words import check_text
     from seqtag.inference.predict import load_onnx_tagger, load_tagger, read_records, split_words
 
@@ -176,7 +187,7 @@ def _predict_qa(run_dir: Path, args) -> int:
     from seqtag.inference.engine import load_finished_run
     from seqtag.inference.predict import chunks
     from seqtag.modeling.accel import make_accelerator
-    from seqtag.tasks.qa import answer_questions
+    from seqtag.tasks.qa import answer_questions, check_null_threshold, run_null_threshold
 
     if args.text is not None:
         raise SeqtagError(f"{run_dir} is a QA run; --text is for NER runs. Use --question and --context, or --input")
@@ -198,14 +209,17 @@ def _predict_qa(run_dir: Path, args) -> int:
         check_text(args.context, "--context", "the context")
     accelerator = _prediction_accelerator(args.bf16) or make_accelerator("bf16" if args.bf16 else "no",
                                                                           setting="--bf16")
+    if args.null_threshold is not None:
+        check_null_threshold(args.null_threshold)  # before the model is loaded
     run = load_finished_run(run_dir, str(accelerator.device))
     model = run.model
+    threshold = run_null_threshold(run.cfg, run.info.null_threshold, args.null_threshold)
     records = [{"question": args.question, "context": args.context}] if single else read_question_records(args.input)
 
     def results():
         for chunk in chunks(records, 256):
             for rec, ans in zip(chunk, answer_questions(model, run.tokenizer, chunk, run.cfg, accelerator,
-                                                        args.batch_size, args.max_tokens), strict=True):
+                                                        args.batch_size, args.max_tokens, threshold), strict=True):
                 yield json.dumps({**({"id": rec["id"]} if "id" in rec else {}),
                                   **({} if single else {"question": rec["question"]}), **ans},
                                  ensure_ascii=False) + "\n"

@@ -91,6 +91,11 @@ def at_least_one(flag: str):
         return value
 
     return parse
+def null_threshold_arg(p: argparse.ArgumentParser) -> None:
+    """``--null-threshold`` of evaluate and predict (QA runs)."""
+    p.add_argument("--null-threshold", type=float, metavar="P",
+                   help='QA: answer "" when the no-answer probability exceeds P (0-1); default: the threshold the run '
+                        "tuned on dev (data.allow_unanswerable runs; docs/squad2.md), none for SQuAD v1.1 runs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--decoding", choices=["argmax", "viterbi"],
                    help="NER: argmax (each word's best tag) or viterbi (the best sequence the tag scheme allows; "
                         "a CRF run's learned transitions); default: the run's predict.decoding")
+    null_threshold_arg(e)
 
     pr = add("predict", "Tag text (NER) or answer questions (QA) with a finished run.")
     pr.add_argument("run_dir", help="the output_dir of a finished `seqtag train`")
@@ -165,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--decoding", choices=["argmax", "viterbi"],
                     help="NER: argmax (each word's best tag) or viterbi (the best sequence the tag scheme allows; "
                          "a CRF run's learned transitions); default: the run's predict.decoding")
+    null_threshold_arg(pr)
 
     x = add("export", "Export a finished NER run to ONNX (with its tokenizer and labels) for fast CPU prediction.")
     x.add_argument("run_dir", help="the output_dir of a finished `seqtag train` (NER)")

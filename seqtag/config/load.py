@@ -199,6 +199,8 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(f"config key 'data.{key}' must be [start, end) with 0 <= start < end, got {rng}")
     if cfg.task == "ner" and d.format == "squad":
         raise ConfigError("data.format 'squad' needs task: qa")
+    if cfg.task == "ner" and d.allow_unanswerable:
+        raise ConfigError("data.allow_unanswerable is for task: qa (SQuAD 2.0 questions without an answer)")
     if not cfg.train.eval_every_epoch and cfg.train.early_stopping_patience:
         raise ConfigError("train.early_stopping_patience needs dev scores after every epoch, but "
                           "train.eval_every_epoch=false evaluates after the last one only; drop one of the two")
@@ -301,7 +303,8 @@ def from_dict(raw: dict) -> Config:
 
 # Keys added after run directories were first written: saved only when they differ from their default, so a
 # run's saved seqtag_config.yaml from before still compares equal when the run is resumed.
-_SAVED_WHEN_SET = {("data", "encoding"), ("model", "head"), ("train", "crf_learning_rate")}
+_SAVED_WHEN_SET = {("data", "encoding"), ("model", "head"), ("train", "crf_learning_rate"),
+                   ("data", "allow_unanswerable")}
 
 
 def to_dict(cfg: Config, *, every_default: bool = False) -> dict:

@@ -52,6 +52,7 @@ class DataConfig:
     qa_head: str = "pointer"  # pointer: start/end logits (AutoModelForQuestionAnswering); tagging: O/B-ANS/I-ANS
     doc_stride: int = 128  # context tokens shared by consecutive windows (run_qa.py's doc_stride)
     max_answer_length: int = 30  # longest answer in subword tokens considered by decoding
+    allow_unanswerable: bool = False  # SQuAD 2.0: read questions without an answer; answer "" past a no-answer threshold tuned on dev (docs/squad2.md)
     train_articles: list[int] | None = None  # on a SQuAD file: [start, end) article range used for training
     dev_articles: list[int] | None = None  # [start, end) article range of the dev split (same file allowed)
     test_articles: list[int] | None = None  # [start, end) article range of the test split

@@ -10,7 +10,8 @@
   NER pipeline and its cache), :mod:`~seqtag.data.qa_windows` (QA windows and span decoding),
   :mod:`~seqtag.data.batching` (length-grouped batches, padding).
 - About data: :mod:`~seqtag.data.stats` (``seqtag stats`` and the loss advice), :mod:`~seqtag.data.imbalance`
-  (sets that differ only in their share of ``O``).
+  (sets that differ only in their share of ``O``), :mod:`~seqtag.data.qa_subsets` (SQuAD 2.0 training sets with
+  more unanswerable questions).
 
 Imports: config, runs, losses, metrics and the core modules (errors, paths, constants).
 """

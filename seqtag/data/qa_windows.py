@@ -12,10 +12,19 @@ Two heads share the same windows:
 A long context is cut into overlapping windows exactly as transformers' ``run_qa.py`` does: the question first,
 ``truncation="only_second"``, ``stride=doc_stride`` = number of context tokens shared by consecutive windows.
 Decoders take the best span over all windows of a question and map it back to characters of the context.
+
+Unanswerable questions (SQuAD 2.0) train both heads with the targets every window without the answer already
+has: ``[CLS]`` for start and end (pointer), all ``O`` (tagging). Decoders also return each question's **null
+score**, the minimum over its windows of the window's score for "no answer here" (pointer: ``start[CLS] +
+end[CLS]``, as ``run_qa.py``; tagging: the log-probability that every context token is ``O``), and the
+**no-answer probability** ``sigmoid(null score - best span score)`` (:func:`no_answer_probability`). The answer
+is ``""`` when that probability exceeds the run's null threshold (:func:`thresholded_answers`), which is the same
+as ``null score - best span score > logit(threshold)``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,8 +99,9 @@ def prepare_features(
       special and padding tokens, so decoders can only choose context tokens;
     * ``context_mask``: 1 on context tokens, 0 elsewhere (the pointer loss keeps these plus ``[CLS]``);
     * with labels, from the FIRST answer: ``start_positions``/``end_positions`` (pointer; both ``CLS_INDEX`` if
-      the answer is not wholly inside the window) or ``labels`` (tagging; O/B-ANS/I-ANS ids on context tokens,
-      ``IGNORE_INDEX`` elsewhere, all O when the answer is not wholly inside the window).
+      the answer is not wholly inside the window or the question has none) or ``labels`` (tagging; O/B-ANS/I-ANS
+      ids on context tokens, ``IGNORE_INDEX`` elsewhere, all O when the answer is not wholly inside the window or
+      the question has none).
 
     Leading whitespace of questions is stripped (some SQuAD questions have lots of it, which wastes room).
     ``offset_mapping``, ``example_index``, ``example_id`` and ``context_mask`` are not model inputs: drop them
@@ -212,11 +222,42 @@ def _better(cand: tuple[float, int, int], best: tuple[float, int, int] | None) -
     return cand[0] > best[0] or (cand[0] == best[0] and (cand[1], cand[2]) < (best[1], best[2]))
 
 
-def _prediction(ex: QAExample, best: tuple[float, int, int] | None) -> dict[str, Any]:
+def no_answer_probability(null_score: float, span_score: float) -> float:
+    """``sigmoid(null_score - span_score)``: the probability of "no answer" against the best span alone (1.0 when
+    no span was found, ``span_score = -inf``).
+
+    >>> no_answer_probability(2.0, 2.0), round(no_answer_probability(0.0, 3.0), 4), no_answer_probability(1.0, -math.inf)
+    (0.5, 0.0474, 1.0)
+    """
+    d = null_score - span_score
+    return 1.0 / (1.0 + math.exp(-d)) if d >= 0 else math.exp(d) / (1.0 + math.exp(d))
+
+
+def _prediction(ex: QAExample, best: tuple[float, int, int] | None, null_score: float) -> dict[str, Any]:
+    """``{"text", "score", "start", "end", "null_score", "no_answer_probability"}`` of one question."""
     if best is None or not np.isfinite(best[0]):
-        return {"text": "", "score": float("-inf"), "start": 0, "end": 0}
-    score, start, end = best
-    return {"text": ex.context[start:end], "score": float(score), "start": start, "end": end}
+        out = {"text": "", "score": float("-inf"), "start": 0, "end": 0}
+    else:
+        score, start, end = best
+        out = {"text": ex.context[start:end], "score": float(score), "start": start, "end": end}
+    return {**out, "null_score": float(null_score),
+            "no_answer_probability": no_answer_probability(null_score, out["score"])}
+
+
+def is_null(pred: dict[str, Any], null_threshold: float | None) -> bool:
+    """Whether a decoded prediction answers ``""``: its no-answer probability exceeds ``null_threshold`` (strictly,
+    as the official SQuAD 2.0 script); never with ``None`` (SQuAD v1.1)."""
+    return null_threshold is not None and pred["no_answer_probability"] > null_threshold
+
+
+def thresholded_answers(preds: dict[str, dict[str, Any]], null_threshold: float | None) -> dict[str, str]:
+    """``{id: answer}``: ``""`` where :func:`is_null`, else the best span.
+
+    >>> preds = {"a": {"text": "x", "no_answer_probability": 0.7}, "b": {"text": "y", "no_answer_probability": 0.2}}
+    >>> thresholded_answers(preds, 0.5), thresholded_answers(preds, None)
+    ({'a': '', 'b': 'y'}, {'a': 'x', 'b': 'y'})
+    """
+    return {qid: "" if is_null(p, null_threshold) else p["text"] for qid, p in preds.items()}
 
 
 def decode_pointer(
@@ -234,16 +275,19 @@ def decode_pointer(
     tokens, ``end >= start`` and ``end - start + 1 <= max_answer_length`` tokens; its score is
     ``start_logit + end_logit``. The best pair over all windows of an example wins (ties: earliest span).
 
-    Returns ``{example_id: {"text", "score", "start", "end"}}`` with character offsets into the context (end
-    exclusive, ``text == context[start:end]``); no valid span gives ``text=""``, ``score=-inf``, start=end=0.
+    Returns ``{example_id: {"text", "score", "start", "end", "null_score", "no_answer_probability"}}`` with
+    character offsets into the context (end exclusive, ``text == context[start:end]``); no valid span gives
+    ``text=""``, ``score=-inf``, start=end=0. ``null_score``: the minimum of ``start[CLS] + end[CLS]`` over the
+    example's windows (see the module docstring).
     """
     preds = {}
     for ex, group in zip(examples, _group_features(features, examples), strict=True):
-        best = None
+        best, null = None, math.inf
         for f in group:
             offsets = features["offset_mapping"][f]
             s_log = _feature_logits(start_logits[f], len(offsets), f)
             e_log = _feature_logits(end_logits[f], len(offsets), f)
+            null = min(null, float(s_log[CLS_INDEX] + e_log[CLS_INDEX]))
             in_ctx = np.array([o is not None for o in offsets])
             # stable sort: among equal logits the earlier token comes first
             starts = np.argsort(-s_log, kind="stable")[:n_best]
@@ -259,7 +303,7 @@ def decode_pointer(
             cand = (float(scores.max()), offsets[si][0], offsets[ei][1])
             if _better(cand, best):
                 best = cand
-        preds[ex.id] = _prediction(ex, best)
+        preds[ex.id] = _prediction(ex, best, null if null < math.inf else 0.0)
     return preds
 
 
@@ -320,11 +364,12 @@ def decode_tagging(
     ``logits[f]``: shape ``(T_f, 3)`` or longer (padding is cut to the feature's length), over :data:`QA_TAGS`.
     In every window, the context tokens are scored by :func:`best_tagged_span` (log-softmax in float64); the
     best span over all windows of an example wins (ties: earliest span). Returns the same dict as
-    :func:`decode_pointer`.
+    :func:`decode_pointer`; ``null_score`` is the minimum over the windows of the log-probability that every
+    context token of the window is ``O`` (0.0 when no window has a context token).
     """
     preds = {}
     for ex, group in zip(examples, _group_features(features, examples), strict=True):
-        best = None
+        best, null = None, math.inf
         for f in group:
             offsets = features["offset_mapping"][f]
             ctx = [t for t, o in enumerate(offsets) if o is not None]
@@ -336,6 +381,7 @@ def decode_tagging(
                 )
             lp = _log_softmax(_feature_logits(logits[f], len(offsets), f))
             # context tokens of a window are contiguous ([CLS] q [SEP] context [SEP]); score that run
+            null = min(null, float(lp[ctx[0] : ctx[-1] + 1, _O].sum()))
             span = best_tagged_span(lp[ctx[0] : ctx[-1] + 1], max_answer_length)
             if span is None:
                 continue
@@ -343,5 +389,5 @@ def decode_tagging(
             cand = (score, offsets[ctx[0] + i][0], offsets[ctx[0] + j][1])
             if _better(cand, best):
                 best = cand
-        preds[ex.id] = _prediction(ex, best)
+        preds[ex.id] = _prediction(ex, best, null if null < math.inf else 0.0)
     return preds

@@ -1,8 +1,15 @@
-"""Read extractive-QA data (SQuAD v1.1 JSON, JSON lines, a saved or hub `datasets` dataset) into :class:`QAExample`.
+"""Read extractive-QA data (SQuAD v1.1 and 2.0 JSON, JSON lines, a saved or hub `datasets` dataset) into
+:class:`QAExample`.
 
 Every reader checks each answer against its context: ``context[answer_start:answer_start + len(text)]`` must
 equal ``text``. A mismatch raises :class:`~seqtag.errors.DataError` naming the file, the question id and both
 strings, and, when the text occurs elsewhere in the context, the offset of the nearest occurrence.
+
+SQuAD 2.0: a question is unanswerable when its ``answers`` list is empty (the official evaluator's rule; the Hub's
+``squad_v2`` has ``{"text": [], "answer_start": []}``). An optional ``is_impossible: true`` must agree (no answers);
+``plausible_answers`` (given for unanswerable questions) are checked like answers and kept in
+:attr:`QAExample.plausible_answers` for analysis only: nothing trains or scores on them. A QA run reads
+unanswerable questions only with ``data.allow_unanswerable: true`` (:func:`check_answered`).
 
 The SQuAD v1.1 train set is not available offline, so the project trains and evaluates QA on an article-level
 split of the dev set (:func:`split_articles`: articles 1-38 for training, 39-48 for evaluation).
@@ -33,7 +40,9 @@ class QAExample:
     """One question about one context.
 
     ``answers`` holds ``(text, answer_start)`` pairs, ``answer_start`` a character offset into ``context``;
-    training uses the first answer, evaluation all of them. It may be empty (unanswered / prediction only).
+    training uses the first answer, evaluation all of them. It is empty for an unanswerable (SQuAD 2.0) question
+    and for a question to answer (prediction). ``plausible_answers``: SQuAD 2.0's plausible but wrong answers of
+    an unanswerable question, same form, for analysis only.
     """
 
     id: str
@@ -41,6 +50,7 @@ class QAExample:
     context: str
     answers: tuple[tuple[str, int], ...]
     title: str = ""
+    plausible_answers: tuple[tuple[str, int], ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -99,8 +109,31 @@ def check_answer(context: str, text: Any, start: Any, loc: str, qid: str) -> tup
     return text, start
 
 
+def _flat_answers(answers: Any, key: str, context: str, loc: str, qid: str) -> tuple[tuple[str, int], ...]:
+    """``{"text": [...], "answer_start": [...]}`` (the value of ``key``) as checked ``(text, start)`` pairs."""
+    texts = _require(answers, "text", loc, what=f"{key!r} object")
+    starts = _require(answers, "answer_start", loc, what=f"{key!r} object")
+    if not isinstance(texts, list | tuple) or not isinstance(starts, list | tuple) or len(texts) != len(starts):
+        raise DataError(f"{loc}: question {qid!r}: {key}.text and {key}.answer_start must be lists of equal length, "
+                        f"got {texts!r} and {starts!r}.")
+    return tuple(check_answer(context, t, s, loc, qid) for t, s in zip(texts, starts, strict=True))
+
+
+def _check_impossible(qa: Mapping[str, Any], answers: tuple, loc: str, qid: str) -> None:
+    """SQuAD 2.0's ``is_impossible``, when present, must be a boolean that agrees with the answers."""
+    flag = qa.get("is_impossible", None)
+    if flag is None:
+        return
+    if not isinstance(flag, bool):
+        raise DataError(f"{loc}: question {qid!r}: is_impossible must be true or false, got {flag!r}.")
+    if flag and answers:
+        raise DataError(f"{loc}: question {qid!r}: is_impossible is true but it lists {len(answers)} answers; an "
+                        "unanswerable question has an empty 'answers' list (its answers go in 'plausible_answers').")
+
+
 def _example_from_record(rec: Mapping[str, Any], loc: str, title: str = "") -> QAExample:
-    """A flat record ``{"id","question","context","answers": {"text": [...], "answer_start": [...]}}``."""
+    """A flat record ``{"id","question","context","answers": {"text": [...], "answer_start": [...]}}`` (optional
+    ``"title"``, ``"is_impossible"`` and ``"plausible_answers"`` in the form of ``"answers"``)."""
     qid = str(_require(rec, "id", loc))
     question = _require(rec, "question", loc)
     context = _require(rec, "context", loc)
@@ -109,19 +142,11 @@ def _example_from_record(rec: Mapping[str, Any], loc: str, title: str = "") -> Q
         raise DataError(f"{loc}: question {qid!r}: 'question' and 'context' must be strings.")
     check_text(question, f"{loc}: question {qid!r}", "the question")
     check_text(context, f"{loc}: question {qid!r}", "the context")
-    texts = _require(answers, "text", loc, what="'answers' object")
-    starts = _require(answers, "answer_start", loc, what="'answers' object")
-    if (
-        not isinstance(texts, list | tuple)
-        or not isinstance(starts, list | tuple)
-        or len(texts) != len(starts)
-    ):
-        raise DataError(
-            f"{loc}: question {qid!r}: answers.text and answers.answer_start must be lists of equal length, "
-            f"got {texts!r} and {starts!r}."
-        )
-    pairs = tuple(check_answer(context, t, s, loc, qid) for t, s in zip(texts, starts, strict=True))
-    return QAExample(qid, question, context, pairs, str(rec.get("title", title) or ""))
+    pairs = _flat_answers(answers, "answers", context, loc, qid)
+    _check_impossible(rec, pairs, loc, qid)
+    plausible = rec.get("plausible_answers")
+    plausible = _flat_answers(plausible, "plausible_answers", context, loc, qid) if plausible else ()
+    return QAExample(qid, question, context, pairs, str(rec.get("title", title) or ""), plausible)
 
 
 def _check_unique(examples: list[QAExample], source: object) -> list[QAExample]:
@@ -200,14 +225,26 @@ def examples_from_articles(
                 question = _require(qa, "question", loc_q, what="question")
                 if isinstance(question, str):
                     check_text(question, loc_q, "the question")
-                answers = []
-                for k, ans in enumerate(_require(qa, "answers", loc_q, what="question")):
-                    loc_k = f"{loc_q}.answers[{k}]"
-                    t = _require(ans, "text", loc_k, what="answer")
-                    s = _require(ans, "answer_start", loc_k, what="answer")
-                    answers.append(check_answer(context, t, s, str(source), qid))
-                examples.append(QAExample(qid, question, context, tuple(answers), title))
+                answers = _nested_answers(_require(qa, "answers", loc_q, what="question"), context, loc_q, source, qid)
+                _check_impossible(qa, answers, loc_q, qid)
+                plausible = _nested_answers(qa.get("plausible_answers") or [], context, loc_q, source, qid,
+                                            "plausible_answers")
+                examples.append(QAExample(qid, question, context, answers, title, plausible))
     return _check_unique(examples, source)
+
+
+def _nested_answers(answers: Any, context: str, loc_q: str, source: object, qid: str,
+                    key: str = "answers") -> tuple[tuple[str, int], ...]:
+    """SQuAD JSON's ``[{"text", "answer_start"}, ...]`` as checked ``(text, start)`` pairs."""
+    if not isinstance(answers, list):
+        raise DataError(f"{loc_q}: question {qid!r}: {key!r} must be a list, got {type(answers).__name__}.")
+    out = []
+    for k, ans in enumerate(answers):
+        loc_k = f"{loc_q}.{key}[{k}]"
+        t = _require(ans, "text", loc_k, what="answer")
+        s = _require(ans, "answer_start", loc_k, what="answer")
+        out.append(check_answer(context, t, s, str(source), qid))
+    return tuple(out)
 
 
 def read_squad(path: str | Path, encoding: str = "utf-8") -> list[QAExample]:
@@ -299,10 +336,13 @@ def load_hub_qa(name_or_path: str | Path, split: str) -> list[QAExample]:
 
 
 def check_answered(examples: Sequence[QAExample], source: object) -> None:
+    """Refuse unanswerable questions in a run that reads SQuAD v1.1 (``data.allow_unanswerable: false``)."""
     missing = [ex.id for ex in examples if not ex.answers]
     if missing:
-        raise DataError(f"{source}: {len(missing)} questions have no answer (first: {missing[0]!r}); evaluation "
-                        "needs at least one reference answer per question")
+        raise DataError(f"{source}: {len(missing):,} of {len(examples):,} questions have no answer (first: "
+                        f"{missing[0]!r}), as in SQuAD 2.0; this run reads SQuAD v1.1, where every question has one. "
+                        "Set data.allow_unanswerable=true to train and score unanswerable questions (the model learns "
+                        'to answer "" and a no-answer threshold is tuned on dev), or remove those questions')
 
 
 def read_split(data, split: str, articles_cache: dict | None = None) -> tuple[list[QAExample], list[dict] | None]:
@@ -310,8 +350,16 @@ def read_split(data, split: str, articles_cache: dict | None = None) -> tuple[li
 
     ``data.<split>_articles = [start, end)`` selects those articles of a SQuAD ``.json``/``.zip`` (e.g. train
     ``[0, 38]`` and dev ``[38, 48]`` of the same file). ``articles_cache`` (path -> articles) avoids parsing a file
-    twice. No example limit is applied here.
+    twice. No example limit is applied here. Unanswerable questions are refused unless
+    ``data.allow_unanswerable`` (:func:`check_answered`).
     """
+    examples, articles = _read_split(data, split, articles_cache)
+    if not data.allow_unanswerable:
+        check_answered(examples, f"data.{split}")
+    return examples, articles
+
+
+def _read_split(data, split: str, articles_cache: dict | None) -> tuple[list[QAExample], list[dict] | None]:
     spec = getattr(data, split)
     rng = getattr(data, f"{split}_articles")
     if data.format == "hub":

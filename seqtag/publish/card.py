@@ -44,6 +44,7 @@ from seqtag.publish.card_facts import (
 )
 from seqtag.publish.card_loss import loss_text
 from seqtag.publish.card_metadata import card_metadata, eval_subset, evaluated_splits
+from seqtag.publish.card_squad2 import unanswerable_section
 from seqtag.runs import SplitScores
 
 
@@ -167,7 +168,8 @@ def _evaluation(run: CardRun) -> list[str]:
     if cfg.task == "qa":
         ranges = [f"{split}: {_articles(cfg.data, split)}`{spec}`" for split, spec in
                   (("dev", cfg.data.dev), ("test", cfg.data.test)) if _articles(cfg.data, split) and split in run.metrics]
-        lines += ["SQuAD v1.1 exact match and token F1 against the reference answers, shown here in percent "
+        version = "SQuAD 2.0" if cfg.data.allow_unanswerable else "SQuAD v1.1"
+        lines += [f"{version} exact match and token F1 against the reference answers, shown here in percent "
                   "(`metrics.json` and the model-index hold the same scores as fractions)."
                   + (f" Evaluation questions: {'; '.join(ranges)}." if ranges else ""), "", *_qa_table(run)]
         windowed = ", ".join(f"{s}: {w.windowed:,} of {w.examples:,}" for s, w in info.windows.items() if w.examples)
@@ -379,6 +381,7 @@ def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
     lines += _limitations(run, types)
     lines += _usage(run, repo_id or "REPO_ID")
     lines += _crf_section(run, repo_id or "REPO_ID") + _decoding_section(run)
+    lines += unanswerable_section(run, repo_id or "REPO_ID")
     curves = (run.path / runs.CURVES_FILE).is_file()
     lines += ["Files: `seqtag_config.yaml` is the resolved training config, `metrics.json` the scores above"
               + (", `run_info.json` the run summary and `training_curves.png` the training curves." if curves else

@@ -38,6 +38,8 @@ KNOWN_DATASETS = {
     "leondz/wnut_17": KnownDataset("WNUT-17", "en"),
     "squad": KnownDataset("SQuAD v1.1", "en"),
     "rajpurkar/squad": KnownDataset("SQuAD v1.1", "en"),
+    "squad_v2": KnownDataset("SQuAD 2.0", "en"),
+    "rajpurkar/squad_v2": KnownDataset("SQuAD 2.0", "en"),
 }
 
 BUNDLED_PREFIX = "pkg:seqtag/data/bundled/"

@@ -89,7 +89,7 @@ def card_metadata(run: CardRun, model_name: str) -> dict[str, Any]:
     dataset = dataset_of(run.config.data, run.config.data.train)
     if dataset:
         meta["datasets"] = [dataset]
-    meta["metrics"] = ["squad"] if task == "qa" else ["seqeval"]
+    meta["metrics"] = [("squad_v2" if run.config.data.allow_unanswerable else "squad") if task == "qa" else "seqeval"]
     # what the model was trained with: the registry loss, or "crf" for the CRF head, which ignores loss.name
     trained_with = "crf" if head_of(run) == "crf" else run.config.loss.name
     tags = ["seqtag", PIPELINE_TAGS[task], "ner" if task == "ner" else "extractive-qa", trained_with]

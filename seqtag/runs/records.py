@@ -94,6 +94,9 @@ class RunInfo:
     max_length: int | None = None
     doc_stride: int | None = None
     max_answer_length: int | None = None
+    # QA with data.allow_unanswerable (SQuAD 2.0): the answer is "" when the no-answer probability exceeds this
+    # (tuned on dev: the official script's best_f1_thresh); None: a run without unanswerable questions
+    null_threshold: float | None = None
     # the resolved config the run was trained with
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -145,7 +148,11 @@ class SplitScores:
     NER: entity ``precision``/``recall``/``f1`` in seqeval's default (conlleval) mode, the ``*_strict`` values in
     strict mode with the run's tag scheme, token ``accuracy``, ``per_type`` scores, and ``invalid_sequences``: the
     number of sentences the word-by-word argmax tags in a way the tag scheme forbids (counted whatever the run's
-    decoding; None in runs from before it was recorded). QA: SQuAD v1.1 ``exact_match`` and token ``f1``.
+    decoding; None in runs from before it was recorded). QA: SQuAD v1.1 ``exact_match`` and token ``f1``. QA with
+    unanswerable questions (SQuAD 2.0, :func:`seqtag.metrics.squad2_scores`): ``exact_match`` and ``f1`` over all
+    questions with the answers given at ``null_threshold``, the same over the answerable (``has_ans_*``) and the
+    unanswerable (``no_ans_*``) questions with their counts (``*_total``), and the split's own best threshold
+    (``best_exact_match``/``best_f1`` and their ``*_thresh``, the official script's threshold sweep).
 
     >>> SplitScores.from_dict({"exact_match": 0.5, "f1": 0.75}).to_dict()
     {'f1': 0.75, 'exact_match': 0.5}
@@ -161,6 +168,18 @@ class SplitScores:
     accuracy: float | None = None
     invalid_sequences: int | None = None
     per_type: dict[str, TypeScores] = field(default_factory=dict)
+    # SQuAD 2.0
+    null_threshold: float | None = None
+    has_ans_exact_match: float | None = None
+    has_ans_f1: float | None = None
+    has_ans_total: int | None = None
+    no_ans_exact_match: float | None = None
+    no_ans_f1: float | None = None
+    no_ans_total: int | None = None
+    best_exact_match: float | None = None
+    best_exact_match_thresh: float | None = None
+    best_f1: float | None = None
+    best_f1_thresh: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

@@ -25,7 +25,7 @@ from seqtag.modeling.accel import inference_precision, make_accelerator
 from seqtag.modeling.crf import load_transitions
 from seqtag.runs import CONFIG_FILE, RunInfo, SplitScores, read_json, require_finished_run
 from seqtag.tasks.ner import evaluate_sentences
-from seqtag.tasks.qa import evaluate_examples
+from seqtag.tasks.qa import check_null_threshold, evaluate_examples, run_null_threshold
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,12 @@ class Evaluation:
 
 def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | None = None,
                  max_tokens: int = DEFAULT_MAX_TOKENS, overrides: Sequence[str] = (),
-                 decoding: str | None = None, backend: str = "torch") -> Evaluation:
+                 decoding: str | None = None, backend: str = "torch",
+                 null_threshold: float | None = None) -> Evaluation:
     """Score a finished run on ``data_path``, read with the run's data settings (``data.*`` ``overrides`` may
     change them, e.g. ``data.unseen_labels=map_to_o``) and decoded with its ``predict.decoding`` (or ``decoding``;
     argmax on a CRF run is warned about).
+    A QA run with unanswerable questions answers "" past its recorded null threshold (or ``null_threshold``).
 
     As training scored its dev/test splits: only the first ``data.max_eval_examples`` sentences or questions of the
     file when the run set it (a warning says so; ``data.max_eval_examples=null`` scores them all), at the run's
@@ -60,6 +62,7 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
         raise DataError(f"--data {data_path} {what}; give a labelled file (CoNLL columns or JSON Lines for NER, "
                         "SQuAD JSON/zip or JSON Lines for QA)")
     overrides = [*overrides, *([f"predict.decoding={decoding}"] if decoding else [])]
+    _check_null_threshold(run_dir, null_threshold, backend)
     if backend == "onnx":
         exp = load_export(run_dir)
         info = RunInfo.from_dict(read_json(Path(run_dir) / SOURCE_RUN_INFO_FILE), Path(run_dir) / SOURCE_RUN_INFO_FILE)
@@ -81,7 +84,8 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
     batch_size = batch_size or run.cfg.train.eval_batch_size
     model = accelerator.prepare(run.model)
     if run.cfg.task == "qa":
-        return _evaluate_qa(run, model, Path(data_path), accelerator, batch_size, max_tokens)
+        threshold = run_null_threshold(run.cfg, run.info.null_threshold, null_threshold)
+        return _evaluate_qa(run, model, Path(data_path), accelerator, batch_size, max_tokens, threshold)
     return _evaluate_ner(run, model, str(data_path), accelerator, batch_size, max_tokens)
 
 
@@ -93,6 +97,14 @@ def _first(items: list, limit: int | None, path: object, what: str) -> list:
     log.warning("scoring the first %d of the %d %s in %s: the run sets data.max_eval_examples=%d, as its dev/test "
                 "scores did; add data.max_eval_examples=null to score them all", limit, len(items), what, path, limit)
     return items[:limit]
+def _check_null_threshold(run_dir: str | Path, null_threshold: float | None, backend: str) -> None:
+    """``--null-threshold`` is a probability, for QA runs (an ONNX export is of an NER run); checked before the
+    model is loaded."""
+    if null_threshold is None:
+        return
+    if backend == "onnx" or load_config(Path(run_dir) / CONFIG_FILE).task != "qa":
+        raise ConfigError(f"--null-threshold is for QA runs with unanswerable questions; {run_dir} is an NER run")
+    check_null_threshold(null_threshold)
 
 
 def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_size: int, max_tokens: int,
@@ -117,17 +129,20 @@ def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_si
     return Evaluation(SplitScores.from_dict(report), rows)
 
 
-def _evaluate_qa(run: FinishedRun, model, path: Path, accelerator, batch_size: int, max_tokens: int) -> Evaluation:
+def _evaluate_qa(run: FinishedRun, model, path: Path, accelerator, batch_size: int, max_tokens: int,
+                 null_threshold: float | None = None) -> Evaluation:
     data = run.cfg.data
     examples = read_qa(path, encoding=data.encoding)
     articles = squad_articles(path, data.encoding) if path.suffix.lower() in (".json", ".zip") else None
     kept = _first(examples, data.max_eval_examples, path, "questions")
     if len(kept) < len(examples):
         examples, articles = kept, None  # score only the kept questions, as training does
-    check_answered(examples, path)
+    if not data.allow_unanswerable:
+        check_answered(examples, path)
     with accelerator.main_process_first():
         features = prepare_features(examples, run.tokenizer, data.max_length, data.doc_stride, data.qa_head,
                                     with_labels=False)
     scores, answers = evaluate_examples(model, run.tokenizer, examples, features, data.qa_head,
-                                        data.max_answer_length, accelerator, batch_size, articles, max_tokens)
+                                        data.max_answer_length, accelerator, batch_size, articles, max_tokens,
+                                        unanswerable=null_threshold is not None, null_threshold=null_threshold)
     return Evaluation(SplitScores.from_dict(scores), answers)

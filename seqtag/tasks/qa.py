@@ -13,6 +13,13 @@ Two heads share the windows of :func:`seqtag.data.qa_windows.prepare_features`:
 Evaluation decodes every window exactly once (also under several processes, through
 :func:`seqtag.inference.engine.window_logits`) and scores the best span of each question with the official SQuAD v1.1
 EM/F1, as fractions. ``seqtag evaluate`` and training share that code path.
+
+With ``data.allow_unanswerable`` (SQuAD 2.0) the same heads and losses learn "no answer" as the target every window
+without the answer already has ([CLS], or all O), and each question gets a no-answer probability from its null score
+(:mod:`seqtag.data.qa_windows`). Dev evaluation tunes the null threshold: the probability that maximises dev F1,
+exactly as the official script's ``best_f1_thresh``; the dev scores are given at that threshold, the test split
+and later ``seqtag evaluate``/``predict`` use it as it was tuned on dev, and ``run_info.json`` records it
+(``null_threshold``). Scores are the official SQuAD 2.0 evaluator's (:func:`seqtag.metrics.squad2_scores`).
 """
 
 from __future__ import annotations
@@ -24,11 +31,19 @@ from typing import Any
 import torch
 
 from seqtag.constants import IGNORE_INDEX
-from seqtag.data.qa_windows import CLS_INDEX, QA_TAGS, decode_pointer, decode_tagging, prepare_features
-from seqtag.data.squad import QAExample, check_answered, read_split
+from seqtag.data.qa_windows import (
+    CLS_INDEX,
+    QA_TAGS,
+    decode_pointer,
+    decode_tagging,
+    is_null,
+    prepare_features,
+    thresholded_answers,
+)
+from seqtag.data.squad import QAExample, read_split
 from seqtag.errors import ConfigError
 from seqtag.inference.engine import DEFAULT_MAX_TOKENS, window_logits
-from seqtag.metrics import squad_scores, squad_scores_from_refs
+from seqtag.metrics import squad2_dataset, squad2_scores, squad_scores, squad_scores_from_refs
 from seqtag.modeling.loading import load_model
 from seqtag.runs import WindowCounts
 from seqtag.tasks.checks import check_loss_for_labels
@@ -38,6 +53,9 @@ log = logging.getLogger(__name__)
 
 N_BEST = 20
 """Start and end candidates per window paired by the pointer decoder (as transformers' ``run_qa.py``)."""
+DEFAULT_NULL_THRESHOLD = 0.5
+"""The no-answer probability above which a run with unanswerable questions answers "" when no threshold was tuned
+(no dev split): the null score above the best span's, ``run_qa.py``'s default ``null_score_diff_threshold=0``."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,12 +185,46 @@ def score(examples: Sequence[QAExample], answers: dict[str, str], articles: list
     return {"exact_match": m["exact_match"], "f1": m["f1"]}
 
 
+def score_unanswerable(examples: Sequence[QAExample], preds: dict[str, dict[str, Any]],
+                        articles: list[dict] | None = None,
+                        null_threshold: float | None = None) -> tuple[dict, dict[str, str]]:
+    """SQuAD 2.0 scores (fractions, :class:`seqtag.runs.SplitScores` keys) of decoded ``preds`` and ``{id: answer}``.
+
+    Each question's best span and no-answer probability go to the official evaluator
+    (:func:`seqtag.metrics.squad2_scores`, probabilities in the order of ``examples``). ``null_threshold=None``
+    tunes it here: the split's ``best_f1_thresh`` (dev); otherwise the given threshold is applied (test, evaluate).
+    ``exact_match``/``f1`` and the HasAns/NoAns scores are at the applied threshold, returned as ``null_threshold``;
+    ``best_*`` are this split's own sweep. Over ``articles`` when given, else over ``examples``.
+    """
+    dataset = articles if articles is not None else squad2_dataset({ex.id: [t for t, _ in ex.answers]
+                                                                    for ex in examples})
+    spans = {qid: p["text"] for qid, p in preds.items()}
+    probs = {ex.id: preds[ex.id]["no_answer_probability"] for ex in examples}
+    if null_threshold is None:
+        null_threshold = squad2_scores(dataset, spans, probs)["best_f1_thresh"]
+    m = squad2_scores(dataset, spans, probs, na_prob_thresh=null_threshold)
+    scores = {"exact_match": m["exact"], "f1": m["f1"], "null_threshold": null_threshold,
+              "best_exact_match": m["best_exact"], "best_exact_match_thresh": m["best_exact_thresh"],
+              "best_f1": m["best_f1"], "best_f1_thresh": m["best_f1_thresh"]}
+    for prefix, key in (("HasAns", "has_ans"), ("NoAns", "no_ans")):
+        if f"{prefix}_total" in m:
+            scores.update({f"{key}_exact_match": m[f"{prefix}_exact"], f"{key}_f1": m[f"{prefix}_f1"],
+                           f"{key}_total": m[f"{prefix}_total"]})
+    return scores, thresholded_answers(preds, null_threshold)
+
+
 def evaluate_examples(model, tokenizer, examples: Sequence[QAExample], features: dict[str, list], head: str,
                       max_answer_length: int, accelerator, batch_size: int, articles: list[dict] | None = None,
-                      max_tokens: int = DEFAULT_MAX_TOKENS) -> tuple[dict, dict[str, str]]:
-    """EM/F1 of ``model`` on ``examples`` (their ``features`` from :func:`prepare_features`) and ``{id: answer}``."""
+                      max_tokens: int = DEFAULT_MAX_TOKENS, unanswerable: bool = False,
+                      null_threshold: float | None = None) -> tuple[dict, dict[str, str]]:
+    """EM/F1 of ``model`` on ``examples`` (their ``features`` from :func:`prepare_features`) and ``{id: answer}``.
+
+    ``unanswerable``: SQuAD 2.0 scores at ``null_threshold``, tuned on ``examples`` when None
+    (:func:`score_unanswerable`); otherwise SQuAD v1.1 scores of the best spans."""
     logits = predict_windows(model, features, head, accelerator, batch_size, tokenizer.pad_token_id, max_tokens)
     preds = decode(features, logits, examples, head, max_answer_length)
+    if unanswerable:
+        return score_unanswerable(examples, preds, articles, null_threshold)
     answers = {qid: p["text"] for qid, p in preds.items()}
     return score(examples, answers, articles), answers
 
@@ -203,11 +255,9 @@ def setup(cfg, tokenizer, accelerator) -> TaskSetup:
     for split in ("train", "dev", "test"):
         if not getattr(data, split):
             continue
-        examples, arts = read_split(data, split, cache)
+        examples, arts = read_split(data, split, cache)  # refuses unanswerable questions unless allowed
         if limits[split] is not None and limits[split] < len(examples):
             examples, arts = examples[: limits[split]], None  # score only the kept questions
-        if split != "train":
-            check_answered(examples, f"data.{split}")
         splits[split], articles[split] = examples, arts
     with accelerator.main_process_first():
         features = {
@@ -231,10 +281,22 @@ def setup(cfg, tokenizer, accelerator) -> TaskSetup:
         labels_info = {"labels": labels}
         entity_ids = [1, 2]  # the loop's loss-weight diagnostics (train.dynamics) split tokens by gold O versus these
     columns = model_columns(tokenizer, head)
+    info = {
+        "head": head, **labels_info, "train_examples": len(splits["train"]), "windows": windows,
+        "max_length": data.max_length, "doc_stride": data.doc_stride, "max_answer_length": data.max_answer_length,
+        **({"null_threshold": DEFAULT_NULL_THRESHOLD} if data.allow_unanswerable else {}),
+    }
 
     def evaluate(model, split: str, accelerator, batch_size: int) -> dict:
-        return evaluate_examples(model, tokenizer, splits[split], features[split], head, data.max_answer_length,
-                                 accelerator, batch_size, articles[split])[0]
+        # SQuAD 2.0: dev tunes the threshold and records it; the loop evaluates dev before test with the same
+        # weights (the best ones at the end), so test is scored with the threshold of those weights
+        threshold = None if split == "dev" else info.get("null_threshold")
+        scores = evaluate_examples(model, tokenizer, splits[split], features[split], head, data.max_answer_length,
+                                   accelerator, batch_size, articles[split], unanswerable=data.allow_unanswerable,
+                                   null_threshold=threshold)[0]
+        if data.allow_unanswerable and split == "dev":
+            info["null_threshold"] = scores["null_threshold"]
+        return scores
 
     def describe(batch) -> list[str]:
         return [tokenizer.decode(row[:16], skip_special_tokens=True) for row in batch["input_ids"].tolist()]
@@ -248,11 +310,7 @@ def setup(cfg, tokenizer, accelerator) -> TaskSetup:
         eval_splits=[s for s in ("dev", "test") if s in splits],
         describe_examples=describe,
         entity_label_ids=entity_ids,
-        info={
-            "head": head, **labels_info, "train_examples": len(splits["train"]), "windows": windows,
-            "max_length": data.max_length, "doc_stride": data.doc_stride,
-            "max_answer_length": data.max_answer_length,
-        },
+        info=info,
     )
 
 
@@ -269,12 +327,33 @@ def window_counts(features: dict[str, list], n_examples: int) -> WindowCounts:
 # a finished run: answering questions
 
 
+def check_null_threshold(value: float) -> float:
+    """``--null-threshold``: a no-answer probability in [0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"--null-threshold is a no-answer probability in [0, 1], got {value}")
+    return value
+
+
+def run_null_threshold(cfg, recorded: float | None, override: float | None = None) -> float | None:
+    """The null threshold a finished run answers with: ``override`` (``--null-threshold``), else the one its
+    ``run_info.json`` records, else :data:`DEFAULT_NULL_THRESHOLD` for a run with ``data.allow_unanswerable``;
+    None (never answer "") for a SQuAD v1.1 run."""
+    if override is not None:
+        return check_null_threshold(override)
+    if not cfg.data.allow_unanswerable:
+        return None
+    return DEFAULT_NULL_THRESHOLD if recorded is None else recorded
+
+
 def answer_questions(model, tokenizer, records: Sequence[dict], cfg, accelerator, batch_size: int,
-                     max_tokens: int = DEFAULT_MAX_TOKENS) -> list[dict]:
-    """Answer ``[{"question", "context"}, ...]``: ``[{"answer", "score", "start", "end"}, ...]`` in input order.
+                     max_tokens: int = DEFAULT_MAX_TOKENS, null_threshold: float | None = None) -> list[dict]:
+    """Answer ``[{"question", "context"}, ...]``: ``[{"answer", "score", "start", "end", "no_answer_probability"},
+    ...]`` in input order.
 
     ``start``/``end`` are character offsets into the context (end exclusive); ``score`` is the decoder's span
     score (start + end logit for the pointer head, log-probability for tagging), None when no span was found.
+    ``no_answer_probability`` is ``sigmoid(null score - span score)``; when it exceeds ``null_threshold`` (see
+    :func:`run_null_threshold`) the answer is ``""``, its offsets None and its score the null score.
     """
     examples = [QAExample(str(i), r["question"], r["context"], ()) for i, r in enumerate(records)]
     features = prepare_features(examples, tokenizer, cfg.data.max_length, cfg.data.doc_stride, cfg.data.qa_head,
@@ -285,7 +364,11 @@ def answer_questions(model, tokenizer, records: Sequence[dict], cfg, accelerator
     out = []
     for ex in examples:
         p = preds[ex.id]
+        if is_null(p, null_threshold):
+            out.append({"answer": "", "score": round(p["null_score"], 4), "start": None, "end": None,
+                        "no_answer_probability": p["no_answer_probability"]})
+            continue
         ok = p["score"] != float("-inf")
         out.append({"answer": p["text"], "score": round(p["score"], 4) if ok else None, "start": p["start"],
-                    "end": p["end"]})
+                    "end": p["end"], "no_answer_probability": p["no_answer_probability"]})
     return out

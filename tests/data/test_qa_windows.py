@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from seqtag.constants import IGNORE_INDEX
-from seqtag.data.qa_windows import QA_TAGS, best_tagged_span, decode_pointer, decode_tagging, prepare_features
+from seqtag.data.qa_windows import (
+    QA_TAGS,
+    best_tagged_span,
+    decode_pointer,
+    decode_tagging,
+    no_answer_probability,
+    prepare_features,
+    thresholded_answers,
+)
 from seqtag.data.squad import QAExample, read_squad
 from seqtag.errors import ConfigError
 from tests.shared import SQUAD_ZIP, shared_file
@@ -138,6 +146,20 @@ def test_answer_crossing_window_border(tok):
     assert all(labels == [0] * len(labels) for labels in ctx_labels[2:])
 
 
+def test_unanswerable_question_targets_cls_and_all_o_in_every_window(tok):
+    """SQuAD 2.0: no answer is the [CLS] position (start = end = 0) in every window, and all O for tagging."""
+    ex = QAExample("n", "what is it?", WORDS, (), plausible_answers=(("word7 word8", WORDS.index("word7 word8")),))
+    p = prepare_features([ex], tok, max_length=24, doc_stride=4, head="pointer")
+    assert p["start_positions"] == [0] * 5 and p["end_positions"] == [0] * 5  # plausible answers are not targets
+    t = prepare_features([ex], tok, max_length=24, doc_stride=4, head="tagging")
+    for labels, offsets in zip(t["labels"], t["offset_mapping"], strict=True):
+        assert labels == [0 if o is not None else IGNORE_INDEX for o in offsets]
+    # an answerable and an unanswerable question in one batch: each keeps its own targets
+    both = prepare_features([QAExample("a", "Who?", "I live in Paris.", (("Paris", 10),)),
+                             QAExample("b", "Who?", "I live in Paris.", ())], tok, head="pointer")
+    assert both["start_positions"] == [7, 0] and both["end_positions"] == [7, 0]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # pointer decoding on hand-made features
 
@@ -158,14 +180,20 @@ def _features(windows, ids=("e",), index=None):
 EX = QAExample("e", "q", CTX, ())
 
 
+def _span(pred: dict) -> dict:
+    """The best span of a decoded prediction, without its null score and no-answer probability."""
+    return {k: pred[k] for k in ("text", "score", "start", "end")}
+
+
 def test_decode_pointer_best_valid_span():
     feats = _features([TOK[:4]])  # 8 positions: 3 non-context, abc def ghi jkl, [SEP]
     start = [9, 8, 0, 1, 5, 0, 0, 7]  # [CLS], question and [SEP] beat every context token but are invalid
     end = [9, 0, 8, 0, 2, 4, 3, 7]
     pred = decode_pointer(feats, [start], [end], [EX])["e"]
-    assert pred == {"text": "def ghi", "score": 9.0, "start": 4, "end": 11}  # start "def" 5 + end "ghi" 4
+    assert _span(pred) == {"text": "def ghi", "score": 9.0, "start": 4, "end": 11}  # start "def" 5 + end "ghi" 4
+    assert pred["null_score"] == 18.0 and pred["no_answer_probability"] == pytest.approx(1 / (1 + math.exp(-9)))
     short = decode_pointer(feats, [start], [end], [EX], max_answer_length=1)["e"]
-    assert short == {"text": "def", "score": 7.0, "start": 4, "end": 7}  # 5 + 2
+    assert _span(short) == {"text": "def", "score": 7.0, "start": 4, "end": 7}  # 5 + 2
     # the top end is before the top start: that pair is rejected
     start, end = [0, 0, 0, 0, 0, 9, 0, 0], [0, 0, 0, 9, 0, 0, 1, 0]
     assert decode_pointer(feats, [start], [end], [EX])["e"]["text"] == "ghi jkl"
@@ -178,7 +206,7 @@ def test_decode_pointer_best_valid_span():
     assert decode_pointer(feats, [[0.0] * 8], [[0.0] * 8], [EX])["e"]["text"] == "abc"
     # n_best=1 keeps only the best start ([CLS]), which is not in the context: no valid span
     none = decode_pointer(feats, [[9, 0, 0, 0, 1, 0, 0, 0]], [[0] * 8], [EX], n_best=1)["e"]
-    assert none == {"text": "", "score": NEG_INF, "start": 0, "end": 0}
+    assert none == {"text": "", "score": NEG_INF, "start": 0, "end": 0, "null_score": 9.0, "no_answer_probability": 1.0}
 
 
 def test_decode_pointer_across_windows():
@@ -189,12 +217,12 @@ def test_decode_pointer_across_windows():
     start_b = [0, 0, 0, 0, 10, 0, 0, 0]
     end_b = [0, 0, 0, 0, 0, 10, 0, 0]
     pred = decode_pointer(feats, [start_a, start_b], [end_a, end_b], [EX])["e"]
-    assert pred == {"text": "jkl mno", "score": 20.0, "start": 12, "end": 19}
+    assert _span(pred) == {"text": "jkl mno", "score": 20.0, "start": 12, "end": 19}
     # two examples, decoded independently; an example without context tokens gets the empty answer
     ex2 = QAExample("f", "q", "", ())
     feats2 = _features([TOK[:4], []], ids=("e", "f"), index=[0, 1])
     preds = decode_pointer(feats2, [start_a, [0] * 4], [end_a, [0] * 4], [EX, ex2])
-    assert preds["e"] == {"text": "jkl", "score": 10.0, "start": 12, "end": 15}
+    assert _span(preds["e"]) == {"text": "jkl", "score": 10.0, "start": 12, "end": 15}
     assert preds["f"]["text"] == "" and preds["f"]["score"] == NEG_INF
     # equal scores in two windows: the earlier span wins, whatever the order of the windows
     feats3 = _features([TOK[2:], TOK[:4]])  # B = ghi jkl mno pqr first, then A = abc def ghi jkl
@@ -204,6 +232,55 @@ def test_decode_pointer_across_windows():
     assert (tie["text"], tie["score"]) == ("def", 20.0)
     with pytest.raises(ValueError, match=r"same examples"):
         decode_pointer(feats2, [start_a, [0] * 4], [end_a, [0] * 4], [EX, QAExample("g", "q", "", ())])
+
+
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+def test_pointer_null_score_is_the_minimum_over_windows_and_the_threshold_decides():
+    # window A: [CLS] start 4 + end 3 = 7; window B: [CLS] 1 + 2 = 3 (B is surer the answer is there): null 3
+    feats = _features([TOK[:4], TOK[2:]])
+    s_a, e_a = [4, 0, 0, 0, 1, 0, 0, 0], [3, 0, 0, 0, 0, 1, 0, 0]  # best in A: "def ghi" 1 + 1 = 2
+    s_b, e_b = [1, 0, 0, 0, 2, 0, 0, 0], [2, 0, 0, 0, 0, 3, 0, 0]  # best in B: "jkl mno" 2 + 3 = 5
+    pred = decode_pointer(feats, [s_a, s_b], [e_a, e_b], [EX])["e"]
+    assert (pred["text"], pred["score"], pred["null_score"]) == ("jkl mno", 5.0, 3.0)
+    assert pred["no_answer_probability"] == pytest.approx(_sigmoid(3.0 - 5.0))  # 0.1192
+    assert thresholded_answers({"e": pred}, 0.1) == {"e": ""}  # 0.119 > 0.1: no answer
+    assert thresholded_answers({"e": pred}, 0.2) == {"e": "jkl mno"}
+    assert thresholded_answers({"e": pred}, None) == {"e": "jkl mno"}  # SQuAD v1.1: never ""
+    # strictly above: a probability equal to the threshold keeps the span
+    assert thresholded_answers({"e": pred}, pred["no_answer_probability"]) == {"e": "jkl mno"}
+    # [CLS] far above every span: probability near 1
+    sure = decode_pointer(feats, [[20] + s_a[1:], [20] + s_b[1:]], [[20] + e_a[1:], [20] + e_b[1:]], [EX])["e"]
+    assert sure["null_score"] == 40.0 and sure["no_answer_probability"] == pytest.approx(_sigmoid(35.0))
+
+
+def test_no_answer_probability_is_stable_at_the_extremes():
+    assert no_answer_probability(0.0, 800.0) == pytest.approx(0.0, abs=1e-300)
+    assert no_answer_probability(800.0, 0.0) == 1.0
+    assert no_answer_probability(-3.0, NEG_INF) == 1.0  # no span at all
+
+
+def test_tagging_null_score_is_the_log_probability_of_all_o():
+    o = (0.9, 0.05, 0.05)
+    feats = _features([TOK[:4], TOK[2:]])
+    a = _tag_logits([o, o, o, o])  # no answer in A: log p(all O) = 4 log .9
+    b = _tag_logits([o, (0.05, 0.9, 0.05), (0.05, 0.05, 0.9), o])  # "jkl mno" in B: 2 log .9 + 2 log .05
+    pred = decode_tagging(feats, [a, b], [EX])["e"]
+    assert pred["text"] == "jkl mno"
+    assert pred["null_score"] == pytest.approx(2 * math.log(0.9) + 2 * math.log(0.05))  # the minimum: B
+    expected = _sigmoid(pred["null_score"] - pred["score"])
+    assert pred["no_answer_probability"] == pytest.approx(expected) and expected < 0.01
+    # every window all O: the null score is near 0, far above the best span's: no answer
+    flat = decode_tagging(feats, [a, _tag_logits([o, o, o, o])], [EX])["e"]
+    assert flat["null_score"] == pytest.approx(4 * math.log(0.9)) and flat["no_answer_probability"] > 0.9
+    # the best span there is a lone B (p .05) on a window's last context token, where nothing follows: log .05
+    assert flat["score"] == pytest.approx(math.log(0.05))
+    assert thresholded_answers({"e": flat}, 0.5) == {"e": ""}
+    # no context token at all: null 0.0 (log of an empty product), no span, probability 1
+    empty = decode_tagging(_features([[]]), [_tag_logits([])], [EX])["e"]
+    assert (empty["text"], empty["null_score"], empty["no_answer_probability"]) == ("", 0.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------

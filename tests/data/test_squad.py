@@ -298,3 +298,98 @@ def test_a_control_character_in_a_question_or_context_names_where_it_is(tmp_path
     rec["question"] = "Who\u200b\t?"  # a zero-width space and a TAB are text
     (tmp_path / "qa.jsonl").write_text(json.dumps(rec) + "\n")
     assert read_squad_jsonl(tmp_path / "qa.jsonl")[0].question == "Who\u200b\t?"
+# ---------------------------------------------------------------------------------------------------------------
+# SQuAD 2.0: unanswerable questions
+
+V2_ARTICLES = [{"title": "Cities", "paragraphs": [{"context": CTX2, "qas": [
+    {"id": "a", "question": "Capital?", "answers": [{"text": "Paris", "answer_start": 0}], "is_impossible": False},
+    {"id": "n", "question": "Capital of Spain?", "answers": [], "is_impossible": True,
+     "plausible_answers": [{"text": "Paris", "answer_start": 32}]},
+    {"id": "m", "question": "Mayor?", "answers": []},  # no is_impossible: the empty list decides, as the evaluator
+]}]}]
+V2_EXPECTED = [
+    QAExample("a", "Capital?", CTX2, (("Paris", 0),), "Cities"),
+    QAExample("n", "Capital of Spain?", CTX2, (), "Cities", (("Paris", 32),)),
+    QAExample("m", "Mayor?", CTX2, (), "Cities"),
+]
+
+
+def test_read_squad2_json_jsonl_and_hub_layouts(tmp_path):
+    assert read_qa(_write_json(tmp_path / "v2.json", V2_ARTICLES)) == V2_EXPECTED
+    # JSON lines and the Hub's squad_v2 rows: empty answer lists; plausible answers in the same form, optional
+    recs = [{"id": ex.id, "question": ex.question, "context": ex.context, "title": ex.title,
+             "answers": {"text": [t for t, _ in ex.answers], "answer_start": [s for _, s in ex.answers]}}
+            for ex in V2_EXPECTED]
+    recs[1]["plausible_answers"] = {"text": ["Paris"], "answer_start": [32]}
+    recs[1]["is_impossible"] = True
+    assert read_qa(_write_jsonl(tmp_path / "v2.jsonl", recs)) == V2_EXPECTED
+    datasets = pytest.importorskip("datasets")
+    hub_rows = [{k: r[k] for k in ("id", "title", "context", "question", "answers")} for r in recs]  # squad_v2
+    datasets.Dataset.from_list(hub_rows).save_to_disk(str(tmp_path / "squad_v2"))
+    hub = load_hub_qa(tmp_path / "squad_v2", "train")
+    assert [ex.answers for ex in hub] == [(("Paris", 0),), (), ()] and hub[1].plausible_answers == ()
+
+
+def test_squad2_flags_and_plausible_answers_are_checked(tmp_path):
+    bad = json.loads(json.dumps(V2_ARTICLES))
+    bad[0]["paragraphs"][0]["qas"][0]["is_impossible"] = True  # but it lists an answer
+    with pytest.raises(DataError, match=r"qas\[0\]: question 'a': is_impossible is true but it lists 1 answers"):
+        read_qa(_write_json(tmp_path / "b1.json", bad))
+    bad = json.loads(json.dumps(V2_ARTICLES))
+    bad[0]["paragraphs"][0]["qas"][1]["is_impossible"] = "yes"
+    with pytest.raises(DataError, match=r"question 'n': is_impossible must be true or false, got 'yes'"):
+        read_qa(_write_json(tmp_path / "b2.json", bad))
+    bad = json.loads(json.dumps(V2_ARTICLES))
+    bad[0]["paragraphs"][0]["qas"][1]["plausible_answers"][0]["answer_start"] = 30
+    with pytest.raises(DataError, match=r"question 'n': answer_start=30 .* set answer_start to 32"):
+        read_qa(_write_json(tmp_path / "b3.json", bad))
+    rec = {"id": "x", "question": "?", "context": CTX2, "answers": {"text": [], "answer_start": []},
+           "plausible_answers": {"text": ["Paris"]}}
+    with pytest.raises(DataError, match=r"p\.jsonl:1: .*'plausible_answers' object has no key 'answer_start'"):
+        read_qa(_write_jsonl(tmp_path / "p.jsonl", [rec]))
+
+
+def _qa_data(path: Path, allow: bool):
+    from seqtag.config import from_dict
+
+    return from_dict({"task": "qa", "model": {"name_or_path": "m"}, "data": {
+        "train": str(path), "dev": str(path), "allow_unanswerable": allow, "doc_stride": 32}}).data
+
+
+@pytest.mark.parametrize("split", ["train", "dev"])
+def test_a_squad_v11_run_refuses_unanswerable_questions_naming_the_setting(tmp_path, split):
+    from seqtag.data.squad import read_split
+
+    path = _write_json(tmp_path / "v2.json", V2_ARTICLES)
+    with pytest.raises(DataError) as err:
+        read_split(_qa_data(path, allow=False), split)
+    msg = str(err.value)
+    assert msg.startswith(f"data.{split}: 2 of 3 questions have no answer (first: 'n')")
+    assert "reads SQuAD v1.1" in msg and "data.allow_unanswerable=true" in msg
+    examples, articles = read_split(_qa_data(path, allow=True), split)
+    assert examples == V2_EXPECTED and articles == V2_ARTICLES
+    # a v1.1 file reads as before either way
+    assert read_split(_qa_data(_write_json(tmp_path / "v1.json", ARTICLES), allow=False), split)[0] == EXPECTED
+
+
+def test_allow_unanswerable_is_a_qa_setting():
+    from seqtag.config import from_dict
+    from seqtag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.allow_unanswerable is for task: qa"):
+        from_dict({"model": {"name_or_path": "m"}, "data": {"train": "t.conll", "allow_unanswerable": True}})
+
+
+@pytest.mark.shared_data
+def test_real_squad2_half_dev_counts_and_article_split():
+    path = shared_file("squad2/dev-v2.0-half.json")
+    data = squad_articles(path)
+    examples = read_qa(path)
+    # SOURCE.md: 16 articles, 646 paragraphs, 6,078 questions, 3,168 unanswerable, each with plausible answers
+    assert (len(data), sum(len(a["paragraphs"]) for a in data), len(examples)) == (16, 646, 6078)
+    assert sum(not ex.answers for ex in examples) == 3168
+    assert all(bool(ex.plausible_answers) == (not ex.answers) for ex in examples)
+    # the split of configs/squad2_*.yaml: articles 1-12 / 13-14 / 15-16 (questions, unanswerable)
+    counts = [(len(exs), sum(not ex.answers for ex in exs)) for exs in
+              (examples_from_articles(data[a:b], path) for a, b in ((0, 12), (12, 14), (14, 16)))]
+    assert counts == [(4449, 2342), (850, 421), (779, 405)]
