@@ -26,6 +26,8 @@ Changed maths gets a new name, so old configs keep their meaning: :func:`registe
 
 - :mod:`~seqtag.losses.multiclass`: cross-entropy, focal, hard truncation (L*), L** and its log-odds form, Dice.
 - :mod:`~seqtag.losses.binary`: the binary forms (focal, L*, L**), one logit per position.
+- :mod:`~seqtag.losses.span`: the span head's losses (``kind="span"``): scores ``(G, K)`` of candidate spans grouped
+  per (sentence, type), targets in {0, 1}; the binary forms summed per group, and Su's multi-label cross-entropy.
 - :mod:`~seqtag.losses.terms`: what every loss shares (input checks, the upcast, reductions).
 - :mod:`~seqtag.losses.params`: the parameter checks; :mod:`~seqtag.losses.registry`: ``LOSSES``, ``get_loss``.
 - :mod:`~seqtag.losses.module`: ``LossModule``, a registry loss as an ``nn.Module``.
@@ -41,8 +43,10 @@ from seqtag.losses.module import LossModule
 from seqtag.losses.multiclass import cross_entropy, dice, focal, hard_truncation, lstar, lstar_logodds
 from seqtag.losses.params import check_class_values
 from seqtag.losses.registry import LOSSES, Loss, LossSpec, get_loss, register_loss, validate_loss_params
+from seqtag.losses.span import span_bce, span_focal, span_hard_truncation, span_lstar, span_multilabel
 from seqtag.losses.terms import REDUCTIONS
 
 __all__ = ["LOSSES", "REDUCTIONS", "Loss", "LossModule", "LossSpec", "binary_focal", "binary_hard_truncation",
            "binary_lstar", "check_class_values", "cross_entropy", "dice", "focal", "get_loss", "hard_truncation",
-           "lstar", "lstar_logodds", "register_loss", "validate_loss_params"]
+           "lstar", "lstar_logodds", "register_loss", "span_bce", "span_focal", "span_hard_truncation", "span_lstar",
+           "span_multilabel", "validate_loss_params"]

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from seqtag.losses.registry import get_loss
+from seqtag.losses.registry import check_token_loss, get_loss
 from seqtag.losses.terms import check_reduction
 
 
@@ -30,6 +30,7 @@ class LossModule(torch.nn.Module):
     def __init__(self, name: str, reduction: str = "mean", **params: Any) -> None:
         super().__init__()
         check_reduction(reduction)
+        check_token_loss(name)
         self.loss = get_loss(name, **params)
         self.reduction = reduction
 

@@ -42,6 +42,9 @@ class LossSpec:
     """A registered loss: its function, the per-position terms it reduces, and its documentation.
 
     ``defaults`` come from the keyword-only parameters of ``fn``; ``checks`` holds one checker per parameter.
+    ``kind``: ``"token"`` for a loss over ``(N, C)`` class logits (the linear and CRF heads, QA), ``"span"`` for a
+    loss over ``(G, K)`` candidate-span scores (``model.head: span``, :mod:`seqtag.losses.span`); a config that
+    pairs a loss with the other kind of head is refused at load (:func:`seqtag.config.check_head`).
     """
 
     name: str
@@ -50,6 +53,7 @@ class LossSpec:
     checks: Mapping[str, Checker] = field(repr=False)
     description: str
     formula: str
+    kind: str = "token"
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -96,6 +100,15 @@ class Loss:
 
 
 LOSSES: dict[str, LossSpec] = {}
+
+
+def check_token_loss(name: str) -> None:
+    """Raise :class:`LossConfigError` when ``name`` is a span loss, which takes candidate-span scores ``(G, K)``
+    rather than class logits ``(N, C)``: for callers that hand a loss token logits (the Trainer, ``LossModule``)."""
+    if name in LOSSES and LOSSES[name].kind != "token":
+        raise LossConfigError(f"loss {name!r} scores candidate spans (model.head: span, seqtag.losses.span), not token "
+                              f"logits (N, C); call it directly as {LOSSES[name].fn.__name__}(logits (G, K), targets "
+                              f"(G, K)) or pick a token loss")
 
 
 def register_loss(spec: LossSpec) -> LossSpec:

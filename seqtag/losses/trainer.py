@@ -50,7 +50,7 @@ from torch import Tensor
 
 from seqtag.constants import IGNORE_INDEX
 from seqtag.errors import LossConfigError
-from seqtag.losses.registry import Loss, get_loss
+from seqtag.losses.registry import Loss, check_token_loss, get_loss
 
 
 def trainer_loss(name: str, **params: Any) -> Callable[..., Tensor]:
@@ -71,6 +71,7 @@ def trainer_loss(name: str, **params: Any) -> Callable[..., Tensor]:
     ...
     seqtag.errors.LossConfigError: loss 'focal' has no parameter 'gama'; accepted: gamma (default 2.0), alpha (default None)
     """
+    check_token_loss(name)
     return partial(trainer_loss_value, get_loss(name, **params))
 
 

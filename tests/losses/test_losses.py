@@ -414,7 +414,7 @@ def test_low_precision_logits_computed_in_float32(name, low):
 
 
 def test_registry_lists_every_entry_with_docs():
-    assert set(LOSSES) == set(NAMES)
+    assert {n for n, spec in LOSSES.items() if spec.kind == "token"} == set(NAMES)  # span losses: test_span_losses
     for name, spec in LOSSES.items():
         assert spec.name == name and spec.description and spec.formula
         assert spec.fn.__doc__ and "-100" in spec.fn.__doc__ and ">>>" in spec.fn.__doc__

@@ -321,7 +321,7 @@ def test_loss_budget_mode_and_usage(ner_run):
     assert "train: 3 of 14,041 sentences, dev: 1 of 3,250 sentences." in card  # windowed sentences
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize("name", sorted(n for n, spec in LOSSES.items() if spec.kind == "token"))
 def test_loss_name_and_description_are_not_repeated(tmp_path, name):
     run = with_config(make_run(tmp_path, junk=False), loss={"name": name})
     body = section(render_card(run), "Training")
