@@ -45,7 +45,8 @@ def test_the_accelerator_comes_first_and_the_model_is_loaded_on_its_device(crf_r
     monkeypatch.setattr(evaluate, "make_accelerator", make_accelerator)
     monkeypatch.setattr(evaluate, "load_finished_run", load_finished_run)
     evaluate.evaluate_run(run, dev)
-    assert calls == [("accelerator", "cpu"), ("model", "cpu")]
+    (first, device), second = calls
+    assert first == "accelerator" and second == ("model", device)  # "cpu" here, "cuda:RANK" under accelerate launch
 
 
 def test_evaluate_keeps_the_runs_max_eval_examples_unless_told_otherwise(crf_run, caplog):
