@@ -41,6 +41,7 @@ from seqtag.publish.card_facts import (
     recorded_origin,
 )
 from seqtag.publish.card_metadata import card_metadata, eval_subset, evaluated_splits
+from seqtag.publish.span_card import span_evaluation, span_intro, span_usage
 from seqtag.runs import SplitScores
 
 
@@ -103,6 +104,8 @@ def _intro(run: CardRun, model_name: str, types: list[str]) -> list[str]:
         what = ("to tag the answer's tokens (O, B-ANS, I-ANS)" if cfg.data.qa_head == "tagging" else
                 "to point at the answer span (its start and end token) in a context passage")
         lines = [f"Extractive question answering: {base_text} fine-tuned {what}, on {data_text}, with seqtag."]
+    elif run.info.model_head == "span":
+        lines = [span_intro(base_text, data_text, types, cfg.model.max_span_length)]
     else:
         lines = [f"Named entity recognition ({', '.join(types) or 'no entity types'}): {base_text} fine-tuned for token "
                  f"classification on {data_text} with seqtag. It predicts {len(run.labels)} labels in the "
@@ -173,6 +176,8 @@ def _evaluation(run: CardRun) -> list[str]:
                   f"{cfg.data.max_answer_length} subwords long."
                   + (f" Questions whose context needed more than one window: {windowed}." if windowed else ""), ""]
         return lines
+    if info.model_head == "span":
+        return lines + span_evaluation(run)
     scheme = info.tag_scheme or cfg.data.train_scheme
     if info.seqeval_mode == runs.SEQEVAL_MODE:
         mode = ("Entity-level precision, recall and F1 from `seqeval` in its **default** mode, which scores like "
@@ -192,14 +197,19 @@ def _training(run: CardRun) -> list[str]:
                              width=1000).strip()[1:-1]  # loss: {name: focal, gamma: 2.0, alpha: null}
     what = description or f"`{cfg.loss.name}`, a loss this seqtag version does not document"
     lines = ["## Training", "", f"Loss: {what}; in the config: `{snippet}`.", ""]
+    span = info.model_head == "span"
     if formula:
         where = ("for the start and for the end position, with p_t the predicted probability of the gold position"
-                 if cfg.task == "qa" else "per labelled token, with p_t the predicted probability of the gold label")
+                 if cfg.task == "qa" else "per sentence window and entity type, over its candidate spans k, with x a "
+                 "span's score, s = sigmoid(x) and y = 1 for a gold entity" if span else
+                 "per labelled token, with p_t the predicted probability of the gold label")
         symbols = [f"{sym} is the gold class's `{param}` (1 when null)" for sym, param in
                    (("w_t", "weight"), ("alpha_t", "alpha")) if sym in formula and param in params]
         where += "".join(f"; {s}" for s in symbols)
         lines += [f"Computed {where}:", "", "```text", formula if formula.lstrip().startswith("L =") else f"L = {formula}",
-                  "```", "", "It is averaged over the labelled positions; positions labelled -100 (padding, special "
+                  "```", "", "It is summed over the entity types and averaged over the sentence windows; spans past a "
+                  "sentence's end or longer than `model.max_span_length` are ignored." if span else
+                  "It is averaged over the labelled positions; positions labelled -100 (padding, special "
                   "tokens) are ignored.", ""]
     base = base_model_of(cfg.model.name_or_path)
     dataset = dataset_of(cfg.data, cfg.data.train)
@@ -249,6 +259,8 @@ def _limitations(run: CardRun, types: list[str]) -> list[str]:
 
 def _usage(run: CardRun, repo: str) -> list[str]:
     cfg = run.config
+    if run.info.model_head == "span":
+        return span_usage(run, repo)
     if cfg.task == "qa" and cfg.data.qa_head == "tagging":
         return ["## How to use", "",
                 "This model tags the answer's tokens (O, B-ANS, I-ANS); transformers' question-answering pipeline "
@@ -366,7 +378,8 @@ def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
     run = read_run(run_dir)
     model_name = (repo_id or run.path.resolve().name).split("/")[-1]
     meta = card_metadata(run, model_name)
-    types = sorted(schemes.entity_types([run.labels])) if run.config.task == "ner" else []
+    types = [] if run.config.task != "ner" else sorted(run.labels) if run.info.model_head == "span" else \
+        sorted(schemes.entity_types([run.labels]))  # a span run's labels are its entity types
     intended = ("Extracting answer spans to questions from passages similar to the training data."
                 if run.config.task == "qa" else
                 f"Tagging {', '.join(types) or 'entity'} mentions in text similar to the training data.")

@@ -80,7 +80,8 @@ def card_metadata(run: CardRun, model_name: str) -> dict[str, Any]:
     if language:
         meta["language"] = [language]
     meta["library_name"] = "transformers"
-    if not (task == "qa" and head == "tagging"):  # the question-answering pipeline needs a start/end head
+    span = run.info.model_head == "span"
+    if not (task == "qa" and head == "tagging") and not span:  # the pipelines need a start/end or classifier head
         meta["pipeline_tag"] = PIPELINE_TAGS[task]
     base = base_model_of(run.config.model.name_or_path)
     if base:
@@ -88,7 +89,8 @@ def card_metadata(run: CardRun, model_name: str) -> dict[str, Any]:
     dataset = dataset_of(run.config.data, run.config.data.train)
     if dataset:
         meta["datasets"] = [dataset]
-    meta["metrics"] = ["squad"] if task == "qa" else ["seqeval"]
+    if not span:  # a span run's exact-match scores are not seqeval's
+        meta["metrics"] = ["squad"] if task == "qa" else ["seqeval"]
     tags = ["seqtag", PIPELINE_TAGS[task], "ner" if task == "ner" else "extractive-qa", run.config.loss.name]
     meta["tags"] = list(dict.fromkeys(tags))
     index = model_index(run, model_name)

@@ -23,13 +23,14 @@ from seqtag.modeling.crf import load_transitions
 from seqtag.runs import CONFIG_FILE, RunInfo, SplitScores, read_json
 from seqtag.tasks.ner import evaluate_sentences
 from seqtag.tasks.qa import evaluate_examples
+from seqtag.tasks.span import evaluate_span_run
 
 
 @dataclass
 class Evaluation:
     scores: SplitScores
     # NER: (word, gold tag, predicted tag) rows with ("", "", None) between sentences (conlleval's input);
-    # QA: {question id: predicted answer}
+    # QA: {question id: predicted answer}; span head: {"FILE:LINE": {"tokens", "gold", "predicted"}}
     predictions: Any
 
 
@@ -67,6 +68,9 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
     model = accelerator.prepare(run.model)
     if run.cfg.task == "qa":
         return _evaluate_qa(run, model, Path(data_path), accelerator, batch_size, max_tokens)
+    if run.cfg.model.head == "span":
+        report, rows = evaluate_span_run(run, model, str(data_path), accelerator, batch_size, max_tokens)
+        return Evaluation(SplitScores.from_dict(report), rows)
     return _evaluate_ner(run, model, str(data_path), accelerator, batch_size, max_tokens)
 
 
