@@ -266,8 +266,14 @@ def _write_lines(output: str | None, lines) -> int:
 
 def cmd_stats(args) -> int:
     from seqtag.data.readers import read_tagged
-    from seqtag.data.stats import format_stats, label_stats, loss_advice
+    from seqtag.data.spans import is_span_file, read_span_file
+    from seqtag.data.stats import format_span_stats, format_stats, label_stats, loss_advice, span_stats
 
+    if is_span_file(args.file, args.encoding):  # entity spans that may nest (model.head=span); raw text: regex words
+        stats = span_stats([(len(s.tokens), s.spans) for s in read_span_file(args.file, encoding=args.encoding,
+                                                                              on_misaligned="widen")[0]])
+        print(json.dumps(stats, indent=2) if args.json else format_span_stats(stats))
+        return 0
     sents = read_tagged(args.file, token_column=args.token_column, tag_column=args.tag_column, encoding=args.encoding)
     stats = label_stats([s.tags for s in sents])
     if args.json:

@@ -137,9 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most padded subword tokens per batch")
     e.add_argument("--backend", choices=["torch", "onnx"],
                    help="torch for a run directory, onnx for an export directory (`seqtag export`); default: by path")
-    e.add_argument("--decoding", choices=["argmax", "viterbi"],
+    e.add_argument("--decoding", choices=["argmax", "viterbi", "nested", "flat"],
                    help="NER: argmax (each word's best tag) or viterbi (the best sequence the tag scheme allows; "
-                        "a CRF run's learned transitions); default: the run's predict.decoding")
+                        "a CRF run's learned transitions); span head: nested (every span scored above 0) or flat (the "
+                        "best that do not overlap); default: the run's predict.decoding")
     null_threshold_arg(e)
 
     pr = add("predict", "Tag text (NER) or answer questions (QA) with a finished run.")
@@ -168,9 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch for a run directory, onnx for an export directory (`seqtag export`); default: by path")
     pr.add_argument("--threads", type=at_least_one("--threads"),
                     help="ONNX Runtime's intra-op threads (default: one per physical core)")
-    pr.add_argument("--decoding", choices=["argmax", "viterbi"],
+    pr.add_argument("--decoding", choices=["argmax", "viterbi", "nested", "flat"],
                     help="NER: argmax (each word's best tag) or viterbi (the best sequence the tag scheme allows; "
-                         "a CRF run's learned transitions); default: the run's predict.decoding")
+                         "a CRF run's learned transitions); span head: nested (every span scored above 0) or flat (the "
+                        "best that do not overlap); default: the run's predict.decoding")
     null_threshold_arg(pr)
 
     x = add("export", "Export a finished NER run to ONNX (with its tokenizer and labels) for fast CPU prediction.")
@@ -180,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--quantize", choices=["int8"], help="int8 weights by ONNX Runtime's dynamic quantization")
 
     s = add("stats", "Describe a labelled file: label shares, O share, entity lengths, inverse-frequency weights.")
-    s.add_argument("file", help="CoNLL columns, or JSON Lines with tokens and tags")
+    s.add_argument("file", help="CoNLL columns, JSON Lines with tokens and tags, or JSON Lines with entity spans "
+                                "(entities/entity_mentions: counts, nesting, share of positive (span, type) candidates)")
     s.add_argument("--token-column", type=int, default=0, help="CoNLL: column of the word (default 0)")
     s.add_argument("--tag-column", type=int, default=-1, help="CoNLL: column of the tag (default -1, the last)")
     s.add_argument("--encoding", default="utf-8", help="text encoding of the file (e.g. latin-1, cp1252)")

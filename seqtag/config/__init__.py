@@ -12,6 +12,7 @@ and the valid choices.
 
 - :mod:`~seqtag.config.schema`: the dataclasses, defaults and choices.
 - :mod:`~seqtag.config.load`: loading, validation, overrides, the saved YAML.
+- :mod:`~seqtag.config.heads`: the span head's rules and which kind of loss goes with which head.
 - :mod:`~seqtag.config.reference`: ``docs/config.md``, generated from the two.
 
 Imports: :mod:`seqtag.errors` and :mod:`seqtag.losses` (loss parameters are validated at load).

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from seqtag.config.heads import SPAN_DECODING, check_loss_kind, check_span_head
 from seqtag.config.schema import CHOICES, SECTIONS, Config, LossConfig
 from seqtag.errors import ConfigError
 from seqtag.losses import validate_loss_params
@@ -147,6 +148,7 @@ RANGES: dict[str, Range] = {
     "data.max_eval_examples": Range(1, hint="the number of dev/test sentences/questions kept" + _OPTIONAL),
     "data.doc_stride": Range(0, hint="and, for task qa, below data.max_length"),
     "data.max_answer_length": Range(1),
+    "model.max_span_length": Range(1, hint="words; model.head=span scores the spans of 1 to this many words"),
     "data.train_articles": Range(0, hint="article indices [start, end)"),
     "data.dev_articles": Range(0, hint="article indices [start, end)"),
     "data.test_articles": Range(0, hint="article indices [start, end)"),
@@ -262,7 +264,17 @@ def check_head(cfg: Config) -> Config:
     The CRF head's loss is its own negative log-likelihood, so a registry loss other than plain cross-entropy
     would be silently ignored; its chain runs over one position per word, which ``data.label_all_tokens`` breaks.
     Both are NER options: the QA decoders already return only well-formed spans.
+
+    A loss belongs to one kind of head (:attr:`seqtag.losses.LossSpec.kind`): the span losses score candidate
+    spans, the others classes per position, so each is refused for the other kind. The span head decodes
+    ``nested`` or ``flat``; the token heads ``argmax`` or ``viterbi``.
     """
+    check_loss_kind(cfg)
+    if cfg.model.head == "span":
+        return check_span_head(cfg)
+    if cfg.predict.decoding in ("nested", "flat"):
+        raise ConfigError(f"predict.decoding={cfg.predict.decoding} is for model.head=span; model.head="
+                          f"{cfg.model.head} decodes argmax or viterbi")
     if cfg.model.head == "crf":
         if cfg.task != "ner":
             raise ConfigError("model.head=crf is for task: ner; a QA run chooses its head with data.qa_head "
@@ -287,8 +299,11 @@ def check_head(cfg: Config) -> Config:
 
 
 def _default_decoding(cfg: Config) -> str | None:
-    """``predict.decoding`` when unset: viterbi for NER (see :class:`PredictConfig`), None for QA."""
-    return None if cfg.task != "ner" else "viterbi"
+    """``predict.decoding`` when unset: viterbi for NER (see :class:`PredictConfig`), nested for the span head,
+    None for QA."""
+    if cfg.task != "ner":
+        return None
+    return SPAN_DECODING if cfg.model.head == "span" else "viterbi"
 
 
 def from_dict(raw: dict) -> Config:
@@ -304,7 +319,7 @@ def from_dict(raw: dict) -> Config:
 # Keys added after run directories were first written: saved only when they differ from their default, so a
 # run's saved seqtag_config.yaml from before still compares equal when the run is resumed.
 _SAVED_WHEN_SET = {("data", "encoding"), ("model", "head"), ("train", "crf_learning_rate"),
-                   ("data", "allow_unanswerable")}
+                   ("data", "allow_unanswerable"), ("model", "max_span_length"), ("data", "on_misaligned")}
 
 
 def to_dict(cfg: Config, *, every_default: bool = False) -> dict:

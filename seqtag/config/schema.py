@@ -12,8 +12,8 @@ DATA_FORMATS = ("auto", "conll", "jsonl", "hub", "squad")
 SCHEMES_OR_AUTO = ("auto", "IOB1", "IOB2", "IOBES", "BILOU")
 TRAIN_SCHEMES = ("IOB2", "IOBES", "BILOU")
 QA_HEADS = ("pointer", "tagging")
-MODEL_HEADS = ("linear", "crf")
-DECODINGS = ("argmax", "viterbi")
+MODEL_HEADS = ("linear", "crf", "span")
+DECODINGS = ("argmax", "viterbi", "nested", "flat")  # argmax | viterbi: token heads; nested | flat: the span head
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,8 @@ class ModelConfig:
     revision: str | None = None  # Hub branch, tag or commit; pin it for reproducible runs
     trust_remote_code: bool = False  # run Python code from the model repository: only for repositories you trust
     allow_pickle: bool = False  # load pickle (.bin) weights: pickle can execute code, so safetensors only by default
-    head: str = "linear"  # NER: linear (softmax per word) | crf (a linear-chain CRF over the words, trained by its exact NLL)
+    head: str = "linear"  # NER: linear (softmax per word) | crf (a linear-chain CRF over the words, trained by its exact NLL) | span (a score per word span and type: nested entities)
+    max_span_length: int = 16  # model.head=span: the longest span scored, in words (longer gold spans are counted and skipped)
 
 
 @dataclass(frozen=True)
@@ -48,14 +49,15 @@ class DataConfig:
     max_eval_examples: int | None = None  # keep the first N dev/test sentences/questions
     cache_dir: str | None = None  # tokenised-data cache; default ~/.cache/seqtag
     encoding: str = "utf-8"  # text encoding of the CoNLL/JSONL files, e.g. latin-1 or cp1252 (ASCII-compatible ones)
+    on_misaligned: str = "error"  # model.head=span, character spans over raw text: a span cutting inside a word is an error, or widen it to whole words and count
     # QA only
     qa_head: str = "pointer"  # pointer: start/end logits (AutoModelForQuestionAnswering); tagging: O/B-ANS/I-ANS
     doc_stride: int = 128  # context tokens shared by consecutive windows (run_qa.py's doc_stride)
     max_answer_length: int = 30  # longest answer in subword tokens considered by decoding
     allow_unanswerable: bool = False  # SQuAD 2.0: read questions without an answer; answer "" past a no-answer threshold tuned on dev (docs/squad2.md)
-    train_articles: list[int] | None = None  # on a SQuAD file: [start, end) article range used for training
-    dev_articles: list[int] | None = None  # [start, end) article range of the dev split (same file allowed)
-    test_articles: list[int] | None = None  # [start, end) article range of the test split
+    train_articles: list[int] | None = None  # on a SQuAD file, or span JSONL with doc_id: [start, end) article (document) range used for training
+    dev_articles: list[int] | None = None  # [start, end) article (document) range of the dev split (same file allowed)
+    test_articles: list[int] | None = None  # [start, end) article (document) range of the test split
 
 
 @dataclass(frozen=True)
@@ -105,9 +107,13 @@ class PredictConfig:
     focal loss γ=2; it costs no measurable prediction time (``scripts/bench_crf.py --whole``: 1.00x). A CRF run
     decoded by the argmax of its emissions lost 8-12 points. A run keeps the decoding its ``run_info.json``
     records (runs trained when argmax was the default for the linear head say ``argmax``).
+
+    The span head (``model.head: span``) predicts every span whose score is above 0 (``sigmoid > 0.5`` for the
+    binary span losses, the threshold class of ``span_multilabel``): ``nested`` keeps them all (they may
+    overlap), ``flat`` keeps the best-scoring spans that do not overlap. Unset, it is ``nested``.
     """
 
-    decoding: str | None = None  # NER: argmax | viterbi (unset: viterbi, the better on every measured run)
+    decoding: str | None = None  # NER: argmax | viterbi (unset: viterbi, the better on every measured run); span head: nested | flat (unset: nested)
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,7 @@ CHOICES = {
     "data.train_scheme": TRAIN_SCHEMES,
     "data.on_invalid": ("error", "repair"),
     "data.unseen_labels": ("error", "map_to_o"),
+    "data.on_misaligned": ("error", "widen"),
     "data.qa_head": QA_HEADS,
     "train.nan_policy": ("stop", "skip"),
     "model.head": MODEL_HEADS,

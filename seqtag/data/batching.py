@@ -8,8 +8,10 @@ import torch
 
 from seqtag.constants import IGNORE_INDEX
 
-# Padding value per column; columns not listed are stacked as scalars.
-PAD_VALUES = {"input_ids": None, "labels": IGNORE_INDEX, "word_index": -1, "context_mask": 0, "token_type_ids": 0}
+# Padding value per list column (others: 0); scalar columns are stacked. The span head's word_positions and
+# gold_spans (seqtag.data.span_windows) are shorter than input_ids: each list column is padded to its own longest.
+PAD_VALUES = {"input_ids": None, "labels": IGNORE_INDEX, "word_index": -1, "context_mask": 0, "token_type_ids": 0,
+              "word_positions": -1, "gold_spans": -1}
 
 
 class LengthGroupedBatches:
@@ -80,8 +82,8 @@ class LengthGroupedBatches:
 def collate(features: Sequence[Mapping], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Pad list columns to the longest example of the batch; add ``attention_mask``.
 
-    Returns ``input_ids`` (B, T), ``attention_mask`` (B, T), other list columns (B, T) padded with their
-    :data:`PAD_VALUES`, and scalar columns (B,).
+    Returns ``input_ids`` (B, T), ``attention_mask`` (B, T), other list columns padded with their
+    :data:`PAD_VALUES` to the longest row of the column ((B, T) for the per-subword ones), and scalar columns (B,).
     """
     longest = max(len(f["input_ids"]) for f in features)
     out: dict[str, torch.Tensor] = {}
@@ -89,7 +91,8 @@ def collate(features: Sequence[Mapping], pad_token_id: int) -> dict[str, torch.T
         first = features[0][key]
         if isinstance(first, (list, tuple)) or (isinstance(first, torch.Tensor) and first.ndim == 1):
             pad = pad_token_id if key == "input_ids" else PAD_VALUES.get(key, 0)
-            rows = [list(f[key]) + [pad] * (longest - len(f[key])) for f in features]
+            width = max(len(f[key]) for f in features)
+            rows = [list(f[key]) + [pad] * (width - len(f[key])) for f in features]
             out[key] = torch.tensor(rows, dtype=torch.long)
         else:
             out[key] = torch.tensor([f[key] for f in features])

@@ -1,4 +1,5 @@
-"""Label statistics of a tagged dataset: tag counts and shares, entity spans, inverse-frequency class weights.
+"""Label statistics of a tagged dataset: tag counts and shares, entity spans, inverse-frequency class weights;
+and of span data that may nest (:func:`span_stats`: nesting, and the share of positive (span, type) candidates).
 
 Pure: tag sequences in, a dict out (``seqtag stats FILE`` reads the file and prints :func:`format_stats`).
 
@@ -158,6 +159,108 @@ def format_stats(stats: Mapping) -> str:
     lines.append("")
     lines.append("weight = N / (C * n_c) (scikit-learn 'balanced'); weight (mean 1) = weight / mean(weight)")
     return "\n".join(lines)
+
+
+def _depths(spans: Sequence[tuple[int, int]]) -> list[int]:
+    """Nesting depth of each distinct extent: 1 + the depth of the deepest extent strictly containing it.
+
+    >>> _depths([(0, 5), (0, 2), (1, 2), (3, 4)])
+    [1, 2, 3, 2]
+    """
+    order = sorted(range(len(spans)), key=lambda k: spans[k][0] - spans[k][1])  # longest first
+    depth = [1] * len(spans)
+    for n, k in enumerate(order):
+        a, b = spans[k]
+        outer = [depth[o] for o in order[:n] if spans[o][0] <= a and b <= spans[o][1] and spans[o] != (a, b)]
+        depth[k] = 1 + max(outer, default=0)
+    return depth
+
+
+def span_stats(sentences: Sequence[tuple[int, Sequence[tuple[int, int, str]]]]) -> dict:
+    """Statistics of entity spans that may nest (the span head's data): one ``(n_words, spans)`` per sentence,
+    spans ``(start, end, type)`` with ``end`` exclusive.
+
+    Returns a dict with ``sentences``, ``tokens``, ``mentions`` (distinct ``(start, end, type)``), ``entities``
+    (per type, as in :func:`label_stats`), and the nesting: ``nested`` (mentions inside a longer one),
+    ``containing`` (mentions holding a shorter one), ``same_extent`` (mentions whose words carry another type too),
+    ``crossing`` (pairs that overlap without one holding the other), ``max_depth`` and ``depth_histogram`` (per
+    distinct extent: 1 for an outermost one). And the imbalance a span head sees: ``candidates`` (every span
+    ``i <= j`` of every sentence, times the types) with ``positive_share`` (mentions / candidates), and the same
+    for spans of at most ``longest`` words (the longest mention: the shortest ``model.max_span_length`` that keeps
+    every mention), ``candidates_up_to_longest`` and ``positive_share_up_to_longest``.
+
+    >>> s = span_stats([(4, [(0, 2, "DNA"), (0, 1, "protein"), (3, 4, "protein")])])
+    >>> s["mentions"], s["nested"], s["containing"], s["max_depth"], s["candidates"], s["candidates_up_to_longest"]
+    (3, 1, 1, 2, 20, 14)
+    """
+    lengths: dict[str, list[int]] = {}
+    n_tokens = mentions = nested = containing = same = crossing = 0
+    cand = cand_short = 0
+    depth_hist: Counter[int] = Counter()
+    per_sentence = [(n, sorted(set(sp))) for n, sp in sentences]
+    longest = max((b - a for _, sp in per_sentence for a, b, _ in sp), default=0)
+    for n, found in per_sentence:
+        n_tokens += n
+        mentions += len(found)
+        cand += n * (n + 1) // 2
+        cand_short += sum(max(0, n - k + 1) for k in range(1, longest + 1))
+        for a, b, t in found:
+            lengths.setdefault(t, []).append(b - a)
+            others = [(c, d) for c, d, u in found if (c, d, u) != (a, b, t)]
+            nested += any(c <= a and b <= d and d - c > b - a for c, d in others)
+            containing += any(a <= c and d <= b and b - a > d - c for c, d in others)
+            same += (a, b) in others
+        extents = sorted({(a, b) for a, b, _ in found})
+        depth_hist.update(_depths(extents))
+        crossing += sum(a < c < b < d for i, (a, b) in enumerate(extents) for c, d in extents[i + 1:])
+    n_types = len(lengths)
+    entities = {}
+    for etype in sorted(lengths):
+        hist = dict.fromkeys(LENGTH_BINS, 0)
+        for length in lengths[etype]:
+            hist[LENGTH_BINS[min(length, len(LENGTH_BINS)) - 1]] += 1
+        entities[etype] = {"count": len(lengths[etype]), "mean_length": sum(lengths[etype]) / len(lengths[etype]),
+                           "max_length": max(lengths[etype]), "length_histogram": hist}
+    return {
+        "sentences": len(per_sentence), "tokens": n_tokens, "mentions": mentions, "entities": entities,
+        "nested": nested, "containing": containing, "same_extent": same, "crossing": crossing,
+        "max_depth": max(depth_hist, default=0), "depth_histogram": {str(k): depth_hist[k] for k in sorted(depth_hist)},
+        "candidates": cand * n_types, "positive_share": mentions / (cand * n_types) if cand * n_types else 0.0,
+        "longest": longest, "candidates_up_to_longest": cand_short * n_types,
+        "positive_share_up_to_longest": mentions / (cand_short * n_types) if cand_short * n_types else 0.0,
+    }
+
+
+def format_span_stats(stats: Mapping) -> str:
+    """A readable report of :func:`span_stats`.
+
+    >>> print(format_span_stats(span_stats([(4, [(0, 2, "DNA"), (0, 1, "protein")])])))
+    sentences: 1  tokens: 4  mentions: 2  types: 2
+    nested: 1 inside a longer mention, 1 holding a shorter one, 0 sharing their words with another type, 0 crossing pairs
+    nesting depth: max 2 (extents by depth: 1: 1, 2: 1)
+    candidates (span, type), every span i <= j: 20, positive 10.0000 %
+    candidates with spans of at most 2 words (the longest mention): 14, positive 14.2857 %
+    <BLANKLINE>
+    type     count  mean len  max len  1  2  3  4  5+
+    DNA          1      2.00        2  0  1  0  0   0
+    protein      1      1.00        1  1  0  0  0   0
+    """
+    depth = ", ".join(f"{k}: {v}" for k, v in stats["depth_histogram"].items())
+    lines = [
+        f"sentences: {stats['sentences']}  tokens: {stats['tokens']}  mentions: {stats['mentions']}  "
+        f"types: {len(stats['entities'])}",
+        f"nested: {stats['nested']} inside a longer mention, {stats['containing']} holding a shorter one, "
+        f"{stats['same_extent']} sharing their words with another type, {stats['crossing']} crossing pairs",
+        f"nesting depth: max {stats['max_depth']} (extents by depth: {depth})",
+        f"candidates (span, type), every span i <= j: {stats['candidates']}, positive "
+        f"{100 * stats['positive_share']:.4f} %",
+        f"candidates with spans of at most {stats['longest']} words (the longest mention): "
+        f"{stats['candidates_up_to_longest']}, positive {100 * stats['positive_share_up_to_longest']:.4f} %",
+        "",
+    ]
+    rows = [[t, str(v["count"]), f"{v['mean_length']:.2f}", str(v["max_length"])]
+            + [str(v["length_histogram"][b]) for b in LENGTH_BINS] for t, v in stats["entities"].items()]
+    return "\n".join(lines + _table(["type", "count", "mean len", "max len", *LENGTH_BINS], rows))
 
 
 MEASURED_O_SHARES = {"tie": 0.90, "between": 0.925, "gain": 0.95, "no_learning": 0.99}

@@ -41,6 +41,7 @@ from seqtag.data.schemes import find_problems
 from seqtag.errors import SeqtagError
 from seqtag.modeling.decoding import constrained_decode, pad_rows, viterbi
 from seqtag.modeling.heads import crf_of, load_crf_tagger
+from seqtag.modeling.span_head import load_span_tagger
 from seqtag.runs import CONFIG_FILE, RunInfo, read_run_info, require_finished_run
 
 DEFAULT_MAX_TOKENS = 4096
@@ -56,9 +57,9 @@ class FinishedRun:
     run_dir: Path
     cfg: Config
     info: RunInfo
-    model: torch.nn.Module  # in eval mode; a seqtag.modeling.heads.CRFTagger for a run trained with model.head=crf
+    model: torch.nn.Module  # in eval mode; a CRFTagger (model.head=crf) or a SpanTagger (model.head=span)
     tokenizer: Any
-    labels: list[str] | None  # token-classification labels (NER, QA tagging head); None for the pointer head
+    labels: list[str] | None  # token-classification labels (NER, QA tagging head); entity types (span head); None for the pointer head
 
     @property
     def head(self) -> str:
@@ -67,14 +68,20 @@ class FinishedRun:
 
 def load_finished_run(run_dir: str | Path, device: str | None = None) -> FinishedRun:
     """Load the model, tokenizer, config and record of a finished run (safetensors weights only); a CRF run's
-    model is the encoder with its transitions file (:func:`seqtag.modeling.heads.load_crf_tagger`)."""
-    from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
+    model is the encoder with its transitions file (:func:`seqtag.modeling.heads.load_crf_tagger`), a span run's the
+    plain encoder with its span head file (:func:`seqtag.modeling.span_head.load_span_tagger`)."""
+    from transformers import (
+        AutoModel,
+        AutoModelForQuestionAnswering,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+    )
     from transformers.utils import logging as hf_logging
 
     run_dir = require_finished_run(run_dir)
     cfg = load_config(run_dir / CONFIG_FILE)
     auto = AutoModelForQuestionAnswering if cfg.task == "qa" and cfg.data.qa_head == "pointer" \
-        else AutoModelForTokenClassification
+        else AutoModel if cfg.model.head == "span" else AutoModelForTokenClassification
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # the "Loading weights" bar of a local model says nothing useful
     try:
@@ -92,6 +99,9 @@ def load_finished_run(run_dir: str | Path, device: str | None = None) -> Finishe
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if cfg.model.head == "crf":
         model = load_crf_tagger(model, run_dir, labels).eval()
+    if cfg.model.head == "span":
+        model = load_span_tagger(model, run_dir).eval()
+        labels = model.types
     info = read_run_info(run_dir)
     if cfg.task == "ner" and info.decoding and info.decoding != cfg.predict.decoding:
         # the decoding the run's scores were computed with (a run saved when the default was another one)

@@ -128,6 +128,10 @@ def export_run(run_dir: str | Path, output_dir: str | Path, fmt: str = "onnx", q
         raise ExportError(f"{run} is a {cfg.task} run ({cfg.data.qa_head} head); export supports NER runs "
                           f"(token classification) only. Use the run itself: `seqtag predict {run} "
                           f"--question ... --context ...`")
+    if cfg.model.head == "span":
+        raise ExportError(f"{run} has a span head (model.head: span), which export does not support: the ONNX graph "
+                          f"would need the span scores and their decoding. Use the run itself: `seqtag predict {run} "
+                          f"--text ...`")
     architectures = read_json(run / "config.json").get("architectures") or []
     if not any(a.endswith("ForTokenClassification") for a in architectures):
         raise ExportError(f"{run / 'config.json'} describes {architectures or 'no architecture'}, not a token "

@@ -30,6 +30,7 @@ from seqtag.inference.engine import (
     word_logits,
 )
 from seqtag.inference.onnx import load_export
+from seqtag.inference.span_decoding import SpanPredictor, predict_span_stream
 from seqtag.modeling.accel import check_precision, warn_if_bf16_emulated
 from seqtag.modeling.crf import load_transitions
 
@@ -102,14 +103,15 @@ class Tagger:
 
 def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = None,
                 autocast: bool = False, max_tokens: int = DEFAULT_MAX_TOKENS, accelerator=None,
-                decoding: str | None = None) -> Tagger:
+                decoding: str | None = None) -> Tagger | SpanPredictor:
     """Load a finished NER run for prediction (safetensors weights only).
 
     Precision: fp32, or bf16 autocast with ``autocast`` (``seqtag predict --bf16``: an error on a GPU without bf16,
     a warning on a CPU that emulates it); with an ``accelerator`` (several processes), its device and mixed
     precision. This is not the run's ``train.mixed_precision``, which training's dev/test scores and ``seqtag
     evaluate`` run at (:mod:`seqtag.inference.engine`, "Precision"). ``decoding`` overrides the run's
-    ``predict.decoding`` (argmax on a CRF run is warned about).
+    ``predict.decoding`` (argmax on a CRF run is warned about). A span-head run gives a
+    :class:`~seqtag.inference.span_decoding.SpanPredictor` (entities that may nest).
     """
     if autocast and accelerator is None:
         warn_if_bf16_emulated(check_precision("bf16", "--bf16"))
@@ -117,6 +119,13 @@ def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = 
     if run.cfg.task != "ner":
         raise SeqtagError(f"{run.run_dir} is a {run.cfg.task} run, not an NER run; use `seqtag predict --question ... "
                           "--context ...`")
+    if run.cfg.model.head == "span":
+        if decoding in ("argmax", "viterbi"):
+            raise SeqtagError(f"{run.run_dir} has a span head; --decoding {decoding} is for token heads, use nested "
+                              "or flat")
+        d = run.cfg.data
+        return SpanPredictor(run.model, run.tokenizer, run.labels, d.max_length, d.stride, run.cfg.model.max_span_length,
+                             batch_size, autocast, max_tokens, accelerator, decoding or run.cfg.predict.decoding)
     decoding = decoding or run.cfg.predict.decoding
     warn_if_crf_argmax(run.cfg.model.head == "crf", decoding, str(run.run_dir))
     return Tagger(run.model, run.tokenizer, run.labels, run.cfg.data.train_scheme, run.cfg.data.max_length,
@@ -150,7 +159,11 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
 
 def predict_stream(tagger: Tagger, records: Iterable[dict], chunk_size: int = 2048) -> Iterator[dict]:
     """Tag a stream of records ``{"words", ["offsets", "text", "id"]}`` and yield them with ``tags``,
-    ``scores`` and ``entities``, in input order, holding at most ``chunk_size`` records in memory."""
+    ``scores`` and ``entities``, in input order, holding at most ``chunk_size`` records in memory. A span-head
+    run's records get ``entities`` only (they may overlap: no tag per word can hold them)."""
+    if isinstance(tagger, SpanPredictor):
+        yield from predict_span_stream(tagger, records, chunk_size)
+        return
     for chunk in chunks(records, chunk_size):
         tagged = tagger.tag([r["words"] for r in chunk])
         for rec, (tags, probs) in zip(chunk, tagged):
@@ -180,6 +193,9 @@ def format_record(rec: dict, fmt: str) -> str:
     'Ada\\tB-PER\\n\\n'
     """
     if fmt == "conll":
+        if "tags" not in rec:
+            raise SeqtagError("--output-format conll writes one tag per word, which cannot hold the overlapping "
+                              "entities of a span-head run; use --output-format jsonl")
         return "".join(f"{w}\t{t}\n" for w, t in zip(rec["words"], rec["tags"])) + "\n"
     out = {k: rec[k] for k in ("line", "text", "words", "tags", "scores", "entities") if k in rec}
     return json.dumps(out, ensure_ascii=False) + "\n"

@@ -230,7 +230,7 @@ def format_report(report: Mapping) -> str:
     """A fixed-width text table of a :func:`ner_report` (or :func:`entity_scores`) result, for the CLI.
 
     One row per type (precision, recall, f1, support), then the micro average, then a line with the strict
-    F1 (when present), the token accuracy and (when present) how many sentences argmax tagged invalidly.
+    F1, the token accuracy (each when present) and (when present) how many sentences argmax tagged invalidly.
 
     >>> print(format_report(ner_report([["B-PER", "O", "B-LOC"]], [["B-PER", "O", "O"]], "IOB2")))
     type        precision  recall      f1  support
@@ -254,8 +254,10 @@ def format_report(report: Mapping) -> str:
     tail = []
     if "f1_strict" in report:
         tail.append(f"strict f1: {report['f1_strict']:.4f}")
-    tail.append(f"token accuracy: {report['accuracy']:.4f}")
+    if "accuracy" in report:  # a span head's exact-match scores have no token accuracy
+        tail.append(f"token accuracy: {report['accuracy']:.4f}")
     if report.get("invalid_sequences") is not None:
         tail.append(f"invalid argmax sequences: {report['invalid_sequences']}")
-    lines.append("  ".join(tail))
+    if tail:
+        lines.append("  ".join(tail))
     return "\n".join(lines)

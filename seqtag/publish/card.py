@@ -45,6 +45,7 @@ from seqtag.publish.card_facts import (
 from seqtag.publish.card_loss import loss_text
 from seqtag.publish.card_metadata import card_metadata, eval_subset, evaluated_splits
 from seqtag.publish.card_squad2 import unanswerable_section
+from seqtag.publish.span_card import span_evaluation, span_intro, span_usage
 from seqtag.runs import SplitScores
 
 
@@ -107,6 +108,8 @@ def _intro(run: CardRun, model_name: str, types: list[str]) -> list[str]:
         what = ("to tag the answer's tokens (O, B-ANS, I-ANS)" if cfg.data.qa_head == "tagging" else
                 "to point at the answer span (its start and end token) in a context passage")
         lines = [f"Extractive question answering: {base_text} fine-tuned {what}, on {data_text}, with seqtag."]
+    elif run.info.model_head == "span":
+        lines = [span_intro(base_text, data_text, types, cfg.model.max_span_length)]
     else:
         lines = [f"Named entity recognition ({', '.join(types) or 'no entity types'}): {base_text} fine-tuned for token "
                  f"classification on {data_text} with seqtag. It predicts {len(run.labels)} labels in the "
@@ -178,6 +181,8 @@ def _evaluation(run: CardRun) -> list[str]:
                   f"{cfg.data.max_answer_length} subwords long."
                   + (f" Questions whose context needed more than one window: {windowed}." if windowed else ""), ""]
         return lines
+    if info.model_head == "span":
+        return lines + span_evaluation(run)
     scheme = info.tag_scheme or cfg.data.train_scheme
     if info.seqeval_mode == runs.SEQEVAL_MODE:
         mode = ("Entity-level precision, recall and F1 from `seqeval` in its **default** mode, which scores like "
@@ -241,6 +246,8 @@ def _limitations(run: CardRun, types: list[str]) -> list[str]:
 
 def _usage(run: CardRun, repo: str) -> list[str]:
     cfg = run.config
+    if run.info.model_head == "span":
+        return span_usage(run, repo)
     if cfg.task == "qa" and cfg.data.qa_head == "tagging":
         return ["## How to use", "",
                 "This model tags the answer's tokens (O, B-ANS, I-ANS); transformers' question-answering pipeline "
@@ -368,7 +375,8 @@ def render_card(run_dir: str | Path, repo_id: str | None = None) -> str:
     run = read_run(run_dir)
     model_name = (repo_id or run.path.resolve().name).split("/")[-1]
     meta = card_metadata(run, model_name)
-    types = sorted(schemes.entity_types([run.labels])) if run.config.task == "ner" else []
+    types = [] if run.config.task != "ner" else sorted(run.labels) if run.info.model_head == "span" else \
+        sorted(schemes.entity_types([run.labels]))  # a span run's labels are its entity types
     intended = ("Extracting answer spans to questions from passages similar to the training data."
                 if run.config.task == "qa" else
                 f"Tagging {', '.join(types) or 'entity'} mentions in text similar to the training data.")

@@ -38,8 +38,11 @@ def loss_text(run: CardRun) -> list[str]:
     if not formula:
         return lines
     pointer = cfg.task == "qa" and cfg.data.qa_head == "pointer"
+    span = run.info.model_head == "span"
     where = ("for the start and for the end position, with p_t the predicted probability of the gold position"
-             if pointer else "per labelled token, with p_t the predicted probability of the gold label")
+             if pointer else "per sentence window and entity type, over its candidate spans k, with x a span's score, "
+             "s = sigmoid(x) and y = 1 for a gold entity" if span else
+             "per labelled token, with p_t the predicted probability of the gold label")
     symbols = [f"{sym} is the gold class's `{param}` (1 when null)" for sym, param in
                (("w_t", "weight"), ("alpha_t", "alpha")) if sym in formula and param in params]
     where += "".join(f"; {s}" for s in symbols)
@@ -48,6 +51,9 @@ def loss_text(run: CardRun) -> list[str]:
                 "the optimizer step (all its micro-batches and processes): every window of a long context is one "
                 "example, and one that does not hold the whole answer has its gold position at `[CLS]`. The "
                 "question, special tokens and padding are not positions the model chooses from.")
+    elif span:
+        norm = ("It is summed over the entity types and averaged over the sentence windows; spans past a sentence's "
+                "end or longer than `model.max_span_length` are ignored.")
     else:
         ignored = ("the question, special tokens, padding" if cfg.task == "qa" else
                    "special tokens, padding" + ("" if cfg.data.label_all_tokens else ", continuation subwords"))

@@ -81,7 +81,8 @@ def card_metadata(run: CardRun, model_name: str) -> dict[str, Any]:
     if language:
         meta["language"] = [language]
     meta["library_name"] = "transformers"
-    if not (task == "qa" and head == "tagging"):  # the question-answering pipeline needs a start/end head
+    span = run.info.model_head == "span"
+    if not (task == "qa" and head == "tagging") and not span:  # the pipelines need a start/end or classifier head
         meta["pipeline_tag"] = PIPELINE_TAGS[task]
     base = base_model_of(run.config.model.name_or_path)
     if base:
@@ -89,7 +90,8 @@ def card_metadata(run: CardRun, model_name: str) -> dict[str, Any]:
     dataset = dataset_of(run.config.data, run.config.data.train)
     if dataset:
         meta["datasets"] = [dataset]
-    meta["metrics"] = [("squad_v2" if run.config.data.allow_unanswerable else "squad") if task == "qa" else "seqeval"]
+    if not span:  # a span run's exact-match scores are not seqeval's
+        meta["metrics"] = [("squad_v2" if run.config.data.allow_unanswerable else "squad") if task == "qa" else "seqeval"]
     # what the model was trained with: the registry loss, or "crf" for the CRF head, which ignores loss.name
     trained_with = "crf" if head_of(run) == "crf" else run.config.loss.name
     tags = ["seqtag", PIPELINE_TAGS[task], "ner" if task == "ner" else "extractive-qa", trained_with]

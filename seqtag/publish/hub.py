@@ -30,6 +30,7 @@ from pathlib import Path
 from seqtag import __version__, config
 from seqtag.errors import SeqtagError
 from seqtag.modeling.crf import TRANSITIONS_FILE
+from seqtag.modeling.span_head import SPAN_HEAD_FILE
 from seqtag.publish.card import render_card
 from seqtag.runs import read_run_info, require_finished_run
 
@@ -41,7 +42,7 @@ UPLOAD_NAMES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
     "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model", "chat_template.jinja",
     "seqtag_config.yaml", "metrics.json", "run_info.json", "history.jsonl", "training_curves.png",
-    "model.safetensors.index.json", TRANSITIONS_FILE,
+    "model.safetensors.index.json", TRANSITIONS_FILE, SPAN_HEAD_FILE,
 )
 UPLOAD_PATTERNS = ("model*.safetensors",)
 NEVER_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -63,6 +64,8 @@ def check_finished_run(run_dir: str | Path) -> Path:
     missing = [] if (run_dir / "config.json").is_file() else ["config.json"]
     if read_run_info(run_dir).model_head == "crf" and not (run_dir / TRANSITIONS_FILE).is_file():
         missing.append(TRANSITIONS_FILE)  # the CRF head's transitions
+    if read_run_info(run_dir).model_head == "span" and not (run_dir / SPAN_HEAD_FILE).is_file():
+        missing.append(SPAN_HEAD_FILE)  # the span head's weights
     index = run_dir / "model.safetensors.index.json"
     if index.is_file():
         try:

@@ -23,11 +23,12 @@ from seqtag.data.files import check_readable_file
 from seqtag.data.hub_datasets import is_saved_dataset
 from seqtag.data.ner import train_labels
 from seqtag.data.qa_windows import QA_TAGS
+from seqtag.data.spans import read_span_split
 from seqtag.errors import ConfigError
 from seqtag.inference.predict import warn_if_crf_argmax
 from seqtag.losses import LOSSES, check_class_values
 from seqtag.modeling.accel import bf16_is_emulated, check_precision
-from seqtag.modeling.loading import model_path
+from seqtag.modeling.loading import load_tokenizer, model_path
 from seqtag.paths import resolve
 
 QUICK_BYTES = 64 * 2**20
@@ -94,6 +95,8 @@ def check_config_inputs(cfg: Config, *, read_labels: bool = True) -> list[str]:
         return notes
     if cfg.data.format == "hub":
         return notes + ["labels not checked: data.format=hub is read at training time"]
+    if cfg.model.head == "span":
+        return notes + _span_notes(cfg)
     path = Path(resolve(cfg.data.train, "data.train"))
     if path.stat().st_size > QUICK_BYTES:
         return notes + [f"labels not checked: {path} is {path.stat().st_size / 2**20:.0f} MiB (validate reads "
@@ -104,6 +107,16 @@ def check_config_inputs(cfg: Config, *, read_labels: bool = True) -> list[str]:
                  f"{', '.join(labels)}")
     check_loss_for_labels(cfg.loss, labels, f"the training data ({path})")
     return notes
+
+
+def _span_notes(cfg: Config) -> list[str]:
+    """The span head's training split read as training reads it (raw-text spans split into words by the model's
+    tokenizer): its sentences, spans and entity types."""
+    sentences, notes = read_span_split(cfg.data, "train", load_tokenizer(cfg.model))
+    types = sorted({t for s in sentences for _, _, t in s.spans})
+    widened = f", {notes['widened']} character spans widened to whole words" if notes.get("widened") else ""
+    return [f"data.train: {len(sentences)} sentences, {sum(len(s.spans) for s in sentences)} entity spans{widened}; "
+            f"{len(types)} entity types: {', '.join(types)}"]
 
 
 def _class_values(loss: LossConfig) -> list[str]:

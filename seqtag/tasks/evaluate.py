@@ -26,6 +26,7 @@ from seqtag.modeling.crf import load_transitions
 from seqtag.runs import CONFIG_FILE, RunInfo, SplitScores, read_json, require_finished_run
 from seqtag.tasks.ner import evaluate_sentences
 from seqtag.tasks.qa import check_null_threshold, evaluate_examples, run_null_threshold
+from seqtag.tasks.span import evaluate_span_run
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 class Evaluation:
     scores: SplitScores
     # NER: (word, gold tag, predicted tag) rows with ("", "", None) between sentences (conlleval's input);
-    # QA: {question id: predicted answer}
+    # QA: {question id: predicted answer}; span head: {"FILE:LINE": {"tokens", "gold", "predicted"}}
     predictions: Any
 
 
@@ -86,6 +87,9 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
     if run.cfg.task == "qa":
         threshold = run_null_threshold(run.cfg, run.info.null_threshold, null_threshold)
         return _evaluate_qa(run, model, Path(data_path), accelerator, batch_size, max_tokens, threshold)
+    if run.cfg.model.head == "span":
+        report, rows = evaluate_span_run(run, model, str(data_path), accelerator, batch_size, max_tokens)
+        return Evaluation(SplitScores.from_dict(report), rows)
     return _evaluate_ner(run, model, str(data_path), accelerator, batch_size, max_tokens)
 
 

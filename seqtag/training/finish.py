@@ -17,6 +17,7 @@ from seqtag.errors import SeqtagError
 from seqtag.modeling.accel import hardware
 from seqtag.modeling.crf import TRANSITIONS_FILE
 from seqtag.modeling.heads import CRFTagger
+from seqtag.modeling.span_head import SPAN_HEAD_FILE, SpanTagger
 from seqtag.training.plots import loss_label, plot_history
 from seqtag.training.state import Run
 
@@ -50,7 +51,8 @@ def finish(run: Run, results: runs.Metrics) -> None:
 
 def save_model(run: Run) -> None:
     """Save weights (safetensors), config and tokenizer at the top of the run directory, file by file atomically
-    (a CRF head writes its transitions file among them: :meth:`seqtag.modeling.heads.CRFTagger.save_pretrained`)."""
+    (a CRF head writes its transitions file among them: :meth:`seqtag.modeling.heads.CRFTagger.save_pretrained`;
+    a span head its weights: :meth:`seqtag.modeling.span_head.SpanTagger.save_pretrained`)."""
     acc = run.accelerator
     acc.wait_for_everyone()
     if run.main:
@@ -73,6 +75,9 @@ def load_best(run: Run) -> None:
     unwrapped = run.accelerator.unwrap_model(run.model)
     if isinstance(unwrapped, CRFTagger):  # the transitions from their own file, the encoder's weights below
         unwrapped.load_transitions(run.run_dir / TRANSITIONS_FILE)
+        unwrapped = unwrapped.encoder
+    if isinstance(unwrapped, SpanTagger):  # likewise the span head's weights
+        unwrapped.load_head(run.run_dir / SPAN_HEAD_FILE)
         unwrapped = unwrapped.encoder
     params = unwrapped.state_dict(keep_vars=True)
     path = run.run_dir / "model.safetensors"
