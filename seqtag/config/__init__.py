@@ -11,7 +11,9 @@ and the valid choices.
 {'gamma': 1}
 
 - :mod:`~seqtag.config.schema`: the dataclasses, defaults and choices.
-- :mod:`~seqtag.config.load`: loading, validation, overrides, the saved YAML.
+- :mod:`~seqtag.config.load`: loading, type checks, overrides, the saved YAML.
+- :mod:`~seqtag.config.rules`: ranges, encodings, repo ids, head/loss/decoding combinations.
+- :mod:`~seqtag.config.heads`: which losses and decodings each head accepts.
 - :mod:`~seqtag.config.heads`: the span head's rules and which kind of loss goes with which head.
 - :mod:`~seqtag.config.reference`: ``docs/config.md``, generated from the two.
 
@@ -20,17 +22,8 @@ Imports: :mod:`seqtag.errors` and :mod:`seqtag.losses` (loss parameters are vali
 
 from __future__ import annotations
 
-from seqtag.config.load import (
-    RANGES,
-    Range,
-    apply_overrides,
-    check_head,
-    check_repo_id,
-    dump_config,
-    from_dict,
-    load_config,
-    to_dict,
-)
+from seqtag.config.load import apply_overrides, dump_config, from_dict, load_config, to_dict
+from seqtag.config.rules import RANGES, Range, check_head, check_repo_id
 from seqtag.config.schema import (
     CHOICES,
     DATA_FORMATS,

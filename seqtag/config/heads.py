@@ -1,5 +1,5 @@
 """The config rules of the span head (``model.head: span``) and of the two kinds of loss, checked at load by
-:func:`seqtag.config.load.check_head`."""
+:func:`seqtag.config.rules.check_head`."""
 
 from __future__ import annotations
 

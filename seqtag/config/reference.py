@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from seqtag.config.load import RANGES
+from seqtag.config.rules import RANGES
 from seqtag.config.schema import CHOICES, SECTIONS, Config, LossConfig
 from seqtag.losses import LOSSES
 
