@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from seqtag.errors import SeqtagError
+from seqtag.errors import ConfigError, SeqtagError
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +54,54 @@ def resolve_precision(mixed_precision: str) -> str:
     return "bf16" if "amx_bf16" in cpu_flags() else "no"
 
 
+LAUNCHER_PRECISION_ENV = "ACCELERATE_MIXED_PRECISION"
+"""Where ``accelerate launch --mixed_precision X`` (or its config file) puts the precision it was asked for."""
+
+
+def train_precision(configured: str) -> str:
+    """The precision to train at: ``train.mixed_precision`` (``configured``) reconciled with ``accelerate launch``.
+
+    ``accelerate launch`` passes its ``--mixed_precision`` (or its config file's) in the environment
+    (:data:`LAUNCHER_PRECISION_ENV`), where an ``Accelerator`` made with an explicit precision, as seqtag makes
+    it, would ignore it. So: with ``train.mixed_precision: auto`` the launcher's choice is followed; a config
+    naming another precision than the launcher's is refused (:class:`ConfigError` naming both), never silently
+    overridden. The launcher's ``no`` is not a choice: it is also what it sets when none was asked for, so the
+    config decides then.
+
+    >>> train_precision("bf16")  # no launcher, or one that asked for nothing
+    'bf16'
+    """
+    launcher = os.environ.get(LAUNCHER_PRECISION_ENV, "no").lower()
+    if launcher == "no" or launcher == configured:
+        return configured
+    if launcher not in ("bf16", "fp16"):
+        raise ConfigError(f"accelerate launch --mixed_precision {launcher} ({LAUNCHER_PRECISION_ENV}={launcher}) is "
+                          "not a precision seqtag trains at; launch with --mixed_precision bf16, fp16 or no, and set "
+                          "train.mixed_precision in the config")
+    if configured == "auto":
+        return launcher
+    raise ConfigError(f"train.mixed_precision is {configured} in the config but accelerate launch asked for "
+                      f"--mixed_precision {launcher} ({LAUNCHER_PRECISION_ENV}={launcher}); make them agree: set "
+                      f"train.mixed_precision={launcher} (or auto, which follows the launcher), or launch with "
+                      f"--mixed_precision {configured}")
+
+
 def make_accelerator(mixed_precision: str, grad_accum: int = 1):
     """An ``Accelerator`` for one process, one GPU, or several processes under ``accelerate launch``/``torchrun``.
 
     ``cpu=True`` when there is no GPU: a plain ``Accelerator()`` under torchrun on CPU would silently run
-    independent rank-0 jobs instead of DDP over gloo.
+    independent rank-0 jobs instead of DDP over gloo. With a GPU, batches are copied to it with
+    ``non_blocking=True``: from the pinned memory the training loader uses there
+    (:func:`seqtag.data.batching.loader_settings`) the copy then overlaps with the computation.
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DataLoaderConfiguration
 
     mixed_precision = resolve_precision(mixed_precision)
     if mixed_precision == "fp16" and not torch.cuda.is_available():
-        raise SeqtagError("train.mixed_precision=fp16 needs a GPU; on CPU use bf16 or no")
+        raise SeqtagError("train.mixed_precision=fp16 needs a GPU; on a CPU use auto (fp32 here, bf16 on CPUs "
+                          "with AMX), bf16 or no")
     if mixed_precision == "bf16" and bf16_is_emulated():
         log.warning("bf16 on this CPU is emulated (torch reports %s, no AVX-512): it runs many times slower than "
                     "fp32 (about 20x for a training step on an AVX2 CPU). Use fp32: train.mixed_precision=no or auto, "
@@ -75,8 +111,9 @@ def make_accelerator(mixed_precision: str, grad_accum: int = 1):
         # a second run in the same single process (tests, notebooks): accelerate keeps its state in a
         # process-wide singleton that refuses a new mixed-precision setting, so start it afresh
         AcceleratorState._reset_state(reset_partial_state=True)
-    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
-                       cpu=not torch.cuda.is_available())
+    gpu = torch.cuda.is_available()
+    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum, cpu=not gpu,
+                       dataloader_config=DataLoaderConfiguration(non_blocking=gpu))
 
 
 def inference_precision(mixed_precision: str) -> str:

@@ -29,7 +29,7 @@ from seqtag.config import Config, dump_config
 from seqtag.data.batching import LengthGroupedBatches, collate, loader_settings
 from seqtag.errors import Interrupted, TrainingStopped
 from seqtag.losses import get_loss
-from seqtag.modeling.accel import make_accelerator
+from seqtag.modeling.accel import make_accelerator, train_precision
 from seqtag.modeling.heads import crf_of
 from seqtag.modeling.loading import load_tokenizer
 from seqtag.tasks import setup_task
@@ -98,7 +98,7 @@ def start(cfg: Config) -> Run:
     runs.check_run_dir(run_dir, config_text, overwrite=tc.overwrite, resume=tc.resume)  # every process; reads only
     for note in check_config_inputs(cfg, read_labels=False):  # files exist, a local model is complete, lengths fit
         log.debug(note)
-    accelerator = make_accelerator(tc.mixed_precision, tc.grad_accum)
+    accelerator = make_accelerator(train_precision(tc.mixed_precision), tc.grad_accum)  # follows accelerate launch
     set_seed(tc.seed)
 
     tokenizer = load_tokenizer(cfg.model)

@@ -204,3 +204,16 @@ def test_the_training_loader_pads_and_pins_as_the_device_wants(tmp_path, monkeyp
         assert all(w % 8 == 0 and longest <= w < longest + 8 for w, longest in widths)
         assert runs[0].train_loader.pin_memory is True
 
+
+def test_the_precision_accelerate_launch_asks_for_is_followed_or_refused(tmp_path, monkeypatch):
+    """``accelerate launch --mixed_precision bf16`` sets ACCELERATE_MIXED_PRECISION=bf16: ``auto`` trains in bf16, a
+    config saying ``no`` is refused before the run directory is made."""
+    from seqtag.errors import ConfigError
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    with pytest.raises(ConfigError, match="train.mixed_precision is no in the config but accelerate launch asked for "
+                                          "--mixed_precision bf16"):
+        _run(tmp_path / "no", train={"mixed_precision": "no", "epochs": 1})
+    assert not (tmp_path / "no" / "run").exists()
+    run = _run(tmp_path / "auto", n_dev=0, n_test=0, train={"mixed_precision": "auto", "max_steps": 1})
+    assert json.loads((run / "run_info.json").read_text())["mixed_precision"] == "bf16"
