@@ -1,8 +1,9 @@
-"""Batches: length grouping (less padding) and dynamic padding."""
+"""Batches: length grouping (less padding), dynamic padding, and the loader settings a device wants."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -79,13 +80,51 @@ class LengthGroupedBatches:
         return iter(self._batches())
 
 
-def collate(features: Sequence[Mapping], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Pad list columns to the longest example of the batch; add ``attention_mask``.
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How the training data loader feeds one kind of device (:func:`loader_settings`)."""
+
+    pad_to_multiple_of: int | None  # the batch width is rounded up to a multiple of this (None: the longest example)
+    pin_memory: bool  # collated batches go to page-locked host memory, so the copy to the GPU can run asynchronously
+
+
+def loader_settings(device_type: str) -> LoaderSettings:
+    """The loader settings for a model on ``device_type`` (``torch.device.type``: ``"cuda"``, ``"cpu"``).
+
+    A GPU gets batch widths that are multiples of 8, the shapes its Tensor Cores take in fp16/bf16 matrix
+    products (NVIDIA's guidance for matrix dimensions), and pinned host memory. A CPU gets neither: a wider
+    batch is only more work there, and pinning needs a GPU.
+
+    >>> loader_settings("cuda"), loader_settings("cpu")
+    (LoaderSettings(pad_to_multiple_of=8, pin_memory=True), LoaderSettings(pad_to_multiple_of=None, pin_memory=False))
+    """
+    on_gpu = device_type == "cuda"
+    return LoaderSettings(pad_to_multiple_of=8 if on_gpu else None, pin_memory=on_gpu)
+
+
+def padded_width(longest: int, pad_to_multiple_of: int | None = None, max_length: int | None = None) -> int:
+    """The width of a batch whose longest example has ``longest`` tokens: ``longest`` rounded up to a multiple of
+    ``pad_to_multiple_of``, but never past ``max_length`` (the model's positions end there) unless ``longest``
+    itself is longer.
+
+    >>> padded_width(13), padded_width(13, 8), padded_width(13, 8, max_length=14), padded_width(16, 8)
+    (13, 16, 14, 16)
+    """
+    if not pad_to_multiple_of:
+        return longest
+    width = -(-longest // pad_to_multiple_of) * pad_to_multiple_of
+    return max(longest, min(width, max_length)) if max_length is not None else width
+
+
+def collate(features: Sequence[Mapping], pad_token_id: int, pad_to_multiple_of: int | None = None,
+            max_length: int | None = None) -> dict[str, torch.Tensor]:
+    """Pad list columns to the longest example of the batch (rounded up as :func:`padded_width` says); add
+    ``attention_mask``.
 
     Returns ``input_ids`` (B, T), ``attention_mask`` (B, T), other list columns padded with their
     :data:`PAD_VALUES` to the longest row of the column ((B, T) for the per-subword ones), and scalar columns (B,).
     """
-    longest = max(len(f["input_ids"]) for f in features)
+    longest = padded_width(max(len(f["input_ids"]) for f in features), pad_to_multiple_of, max_length)
     out: dict[str, torch.Tensor] = {}
     for key in features[0]:
         first = features[0][key]

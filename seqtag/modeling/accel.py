@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from seqtag.errors import SeqtagError
+from seqtag.errors import ConfigError, SeqtagError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,38 @@ def resolve_precision(mixed_precision: str) -> str:
     return "bf16" if "amx_bf16" in cpu_flags() else "no"
 
 
+LAUNCHER_PRECISION_ENV = "ACCELERATE_MIXED_PRECISION"
+"""Where ``accelerate launch --mixed_precision X`` (or its config file) puts the precision it was asked for."""
+
+
+def train_precision(configured: str) -> str:
+    """The precision to train at: ``train.mixed_precision`` (``configured``) reconciled with ``accelerate launch``.
+
+    ``accelerate launch`` passes its ``--mixed_precision`` (or its config file's) in the environment
+    (:data:`LAUNCHER_PRECISION_ENV`), where an ``Accelerator`` made with an explicit precision, as seqtag makes
+    it, would ignore it. So: with ``train.mixed_precision: auto`` the launcher's choice is followed; a config
+    naming another precision than the launcher's is refused (:class:`ConfigError` naming both), never silently
+    overridden. The launcher's ``no`` is not a choice: it is also what it sets when none was asked for, so the
+    config decides then.
+
+    >>> train_precision("bf16")  # no launcher, or one that asked for nothing
+    'bf16'
+    """
+    launcher = os.environ.get(LAUNCHER_PRECISION_ENV, "no").lower()
+    if launcher == "no" or launcher == configured:
+        return configured
+    if launcher not in ("bf16", "fp16"):
+        raise ConfigError(f"accelerate launch --mixed_precision {launcher} ({LAUNCHER_PRECISION_ENV}={launcher}) is "
+                          "not a precision seqtag trains at; launch with --mixed_precision bf16, fp16 or no, and set "
+                          "train.mixed_precision in the config")
+    if configured == "auto":
+        return launcher
+    raise ConfigError(f"train.mixed_precision is {configured} in the config but accelerate launch asked for "
+                      f"--mixed_precision {launcher} ({LAUNCHER_PRECISION_ENV}={launcher}); make them agree: set "
+                      f"train.mixed_precision={launcher} (or auto, which follows the launcher), or launch with "
+                      f"--mixed_precision {configured}")
+
+
 def check_precision(mixed_precision: str, setting: str = "train.mixed_precision") -> str:
     """``mixed_precision`` resolved for this machine (:func:`resolve_precision`), or a :class:`SeqtagError` naming
     ``setting`` (``train.mixed_precision``, ``--bf16``) when this machine cannot run it: fp16 without a GPU, bf16 on
@@ -66,7 +98,8 @@ def check_precision(mixed_precision: str, setting: str = "train.mixed_precision"
     flag = setting.startswith("--")
     given = setting if flag else f"{setting}={mixed_precision}"
     if resolved == "fp16" and not torch.cuda.is_available():
-        raise SeqtagError(f"{given} needs a GPU; on CPU use bf16 or no")
+        raise SeqtagError(f"{given} needs a GPU; on a CPU use auto (fp32 here, bf16 on CPUs with AMX), bf16 "
+                          "or no")
     if resolved == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
         fix = f"run without {setting} (fp32)" if flag else f"use {setting}=fp16, or auto (fp16 on this GPU)"
         raise SeqtagError(f"{given} asks for bf16, which this GPU ({torch.cuda.get_device_name()}) does not support; "
@@ -92,6 +125,7 @@ def make_accelerator(mixed_precision: str, grad_accum: int = 1, setting: str = "
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DataLoaderConfiguration
 
     mixed_precision = check_precision(mixed_precision, setting)
     warn_if_bf16_emulated(mixed_precision)
@@ -99,8 +133,9 @@ def make_accelerator(mixed_precision: str, grad_accum: int = 1, setting: str = "
         # a second run in the same single process (tests, notebooks): accelerate keeps its state in a
         # process-wide singleton that refuses a new mixed-precision setting, so start it afresh
         AcceleratorState._reset_state(reset_partial_state=True)
-    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum,
-                       cpu=not torch.cuda.is_available())
+    gpu = torch.cuda.is_available()
+    return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum, cpu=not gpu,
+                       dataloader_config=DataLoaderConfiguration(non_blocking=gpu))
 
 
 def inference_precision(mixed_precision: str) -> str:

@@ -26,10 +26,10 @@ import torch
 
 from seqtag import runs
 from seqtag.config import Config
-from seqtag.data.batching import LengthGroupedBatches, collate
+from seqtag.data.batching import LengthGroupedBatches, collate, loader_settings
 from seqtag.errors import Interrupted, TrainingStopped
 from seqtag.losses import get_loss
-from seqtag.modeling.accel import make_accelerator
+from seqtag.modeling.accel import make_accelerator, train_precision
 from seqtag.modeling.heads import crf_of
 from seqtag.modeling.loading import load_tokenizer
 from seqtag.tasks import setup_task
@@ -96,7 +96,7 @@ def start(cfg: Config) -> Run:
     config_text = saved_config_text(cfg)
     for note in check_start(cfg, read_labels=False):  # every process; reads only (what `seqtag validate` checks)
         log.debug(note)
-    accelerator = make_accelerator(tc.mixed_precision, tc.grad_accum)
+    accelerator = make_accelerator(train_precision(tc.mixed_precision), tc.grad_accum)  # follows accelerate launch
     set_seed(tc.seed)
 
     tokenizer = load_tokenizer(cfg.model)
@@ -107,9 +107,12 @@ def start(cfg: Config) -> Run:
                                    group=tc.group_by_length)
     # A DataLoader draws a seed from its generator every time it is iterated; its own generator keeps that draw
     # off the global RNG, so a resumed run's dropout masks are those of an uninterrupted one.
+    feed = loader_settings(accelerator.device.type)  # GPU: widths a multiple of 8, pinned memory; CPU: neither
     train_loader = DataLoader(task.train_features.select_columns(task.columns), batch_sampler=sampler,
-                              collate_fn=partial(collate, pad_token_id=tokenizer.pad_token_id),
-                              generator=torch.Generator().manual_seed(tc.seed))
+                              collate_fn=partial(collate, pad_token_id=tokenizer.pad_token_id,
+                                                 pad_to_multiple_of=feed.pad_to_multiple_of,
+                                                 max_length=cfg.data.max_length),
+                              pin_memory=feed.pin_memory, generator=torch.Generator().manual_seed(tc.seed))
 
     # fused AdamW (one kernel for all parameters, CPU and GPU): the unfused update was ~30 % of a MiniLM step
     # on CPU (torch.profiler, scripts/bench_train.py --profile); fused is ~20 % faster per step end to end

@@ -51,3 +51,21 @@ def test_collate_pads_per_column():
     assert batch["labels"].tolist() == [[-100, 4, -100], [-100, 5, IGNORE_INDEX]]
     assert batch["word_index"].tolist() == [[-1, 0, -1], [-1, 0, -1]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+
+
+def test_collate_pads_to_a_multiple_within_the_model_length():
+    feats = [{"input_ids": [1] * 13, "labels": [0] * 13, "start": 3}, {"input_ids": [1] * 5, "labels": [0] * 5, "start": 1}]
+    assert collate(feats, pad_token_id=0)["input_ids"].shape == (2, 13)  # the default: the longest example
+    batch = collate(feats, pad_token_id=0, pad_to_multiple_of=8)
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape == (2, 16)
+    assert batch["attention_mask"].sum(1).tolist() == [13, 5] and batch["start"].tolist() == [3, 1]
+    assert batch["labels"][0, 13:].tolist() == [IGNORE_INDEX] * 3 and batch["input_ids"][1, 5:].tolist() == [0] * 11
+    assert collate(feats, pad_token_id=0, pad_to_multiple_of=8, max_length=14)["input_ids"].shape == (2, 14)
+    assert collate(feats[1:], pad_token_id=0, pad_to_multiple_of=8, max_length=14)["input_ids"].shape == (1, 8)
+
+
+def test_loader_settings_follow_the_device():
+    from seqtag.data.batching import LoaderSettings, loader_settings
+
+    assert loader_settings("cuda") == LoaderSettings(pad_to_multiple_of=8, pin_memory=True)
+    assert loader_settings("cpu") == LoaderSettings(pad_to_multiple_of=None, pin_memory=False)

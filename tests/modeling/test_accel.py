@@ -1,4 +1,5 @@
-"""Tests for seqtag.modeling.accel: the warning for bf16 on a CPU that has no native bf16 kernels."""
+"""Tests for seqtag.modeling.accel: the warning for bf16 on a CPU that has no native bf16 kernels, ``auto``, fp16
+refused on a CPU, and the precision ``accelerate launch`` asks for."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import logging
 import pytest
 import torch
 
+from seqtag.errors import ConfigError, SeqtagError
 from seqtag.modeling import accel
 
 
 class FakeAccelerator:
     """Stands in for accelerate's: a real one changes process-wide state that later tests would inherit."""
 
-    def __init__(self, mixed_precision, gradient_accumulation_steps, cpu):
-        self.mixed_precision, self.cpu = mixed_precision, cpu
+    def __init__(self, mixed_precision, gradient_accumulation_steps, cpu, dataloader_config):
+        self.mixed_precision, self.cpu, self.non_blocking = mixed_precision, cpu, dataloader_config.non_blocking
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +79,36 @@ def test_cpu_flags_reads_proc_cpuinfo(monkeypatch, tmp_path):
     assert accel.cpu_flags() == {"fpu", "sse", "avx2", "amx_bf16"}
     monkeypatch.setattr(accel, "Path", lambda p: tmp_path / "missing")
     assert accel.cpu_flags() == frozenset()
+
+
+def test_fp16_on_a_cpu_is_refused_naming_the_alternatives(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SeqtagError, match=r"fp16 needs a GPU; on a CPU use auto \(fp32 here, bf16 on CPUs with AMX\), "
+                                          r"bf16 or no"):
+        accel.make_accelerator("fp16")
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_batches_are_copied_without_blocking_only_to_a_gpu(monkeypatch, gpu):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    acc = accel.make_accelerator("no")
+    assert (acc.cpu, acc.non_blocking) == (not gpu, gpu)
+
+
+def test_train_precision_follows_an_explicit_launcher_and_refuses_a_conflict(monkeypatch):
+    monkeypatch.delenv(accel.LAUNCHER_PRECISION_ENV, raising=False)
+    assert [accel.train_precision(p) for p in ("no", "bf16", "fp16", "auto")] == ["no", "bf16", "fp16", "auto"]
+    monkeypatch.setenv(accel.LAUNCHER_PRECISION_ENV, "no")  # also what accelerate launch sets when asked for nothing
+    assert [accel.train_precision(p) for p in ("no", "bf16", "auto")] == ["no", "bf16", "auto"]
+    monkeypatch.setenv(accel.LAUNCHER_PRECISION_ENV, "bf16")  # accelerate launch --mixed_precision bf16
+    assert accel.train_precision("auto") == "bf16" and accel.train_precision("bf16") == "bf16"
+    with pytest.raises(ConfigError) as e:
+        accel.train_precision("no")
+    assert str(e.value) == ("train.mixed_precision is no in the config but accelerate launch asked for --mixed_precision "
+                            "bf16 (ACCELERATE_MIXED_PRECISION=bf16); make them agree: set train.mixed_precision=bf16 "
+                            "(or auto, which follows the launcher), or launch with --mixed_precision no")
+    with pytest.raises(ConfigError, match="train.mixed_precision is fp16 in the config .* --mixed_precision bf16"):
+        accel.train_precision("fp16")
+    monkeypatch.setenv(accel.LAUNCHER_PRECISION_ENV, "fp8")
+    with pytest.raises(ConfigError, match="--mixed_precision fp8 .* is not a precision seqtag trains at"):
+        accel.train_precision("auto")

@@ -199,3 +199,48 @@ def test_eval_every_epoch_false_evaluates_dev_once_and_keeps_the_last_weights(tm
 
     with pytest.raises(ConfigError, match="early_stopping_patience needs dev scores after every epoch"):
         from_dict(tiny_config(tmp_path, train={"eval_every_epoch": False, "early_stopping_patience": 2}))
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_the_training_loader_pads_and_pins_as_the_device_wants(tmp_path, monkeypatch, device):
+    """On a CPU batches are as wide as their longest example and not pinned (as always); the loader a GPU gets
+    (its settings forced here on the CPU) pads to multiples of 8, within data.max_length, and pins."""
+    import seqtag.tasks.ner as ner
+    import seqtag.training.loop as loop
+    from seqtag.data.batching import loader_settings
+
+    monkeypatch.setattr(loop, "loader_settings", lambda device_type: loader_settings(device))
+    real_start, real_step, runs, widths = loop.start, ner.loss_step, [], []
+
+    def start(cfg):
+        runs.append(real_start(cfg))
+        return runs[-1]
+
+    def loss_step(model, batch, loss):
+        widths.append((batch["input_ids"].shape[1], int(batch["attention_mask"].sum(1).max())))
+        return real_step(model, batch, loss)
+
+    monkeypatch.setattr(loop, "start", start)
+    monkeypatch.setattr(ner, "loss_step", loss_step)
+    _run(tmp_path, n_dev=0, n_test=0, train={"epochs": 1, "batch_size": 4})
+    assert len(widths) == 6 and all(longest <= 32 for _, longest in widths)
+    if device == "cpu":
+        assert all(w == longest for w, longest in widths) and any(w % 8 for w, _ in widths)
+        assert runs[0].train_loader.pin_memory is False
+    else:
+        assert all(w % 8 == 0 and longest <= w < longest + 8 for w, longest in widths)
+        assert runs[0].train_loader.pin_memory is True
+
+
+def test_the_precision_accelerate_launch_asks_for_is_followed_or_refused(tmp_path, monkeypatch):
+    """``accelerate launch --mixed_precision bf16`` sets ACCELERATE_MIXED_PRECISION=bf16: ``auto`` trains in bf16, a
+    config saying ``no`` is refused before the run directory is made."""
+    from seqtag.errors import ConfigError
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    with pytest.raises(ConfigError, match="train.mixed_precision is no in the config but accelerate launch asked for "
+                                          "--mixed_precision bf16"):
+        _run(tmp_path / "no", train={"mixed_precision": "no", "epochs": 1})
+    assert not (tmp_path / "no" / "run").exists()
+    run = _run(tmp_path / "auto", n_dev=0, n_test=0, train={"mixed_precision": "auto", "max_steps": 1})
+    assert json.loads((run / "run_info.json").read_text())["mixed_precision"] == "bf16"
