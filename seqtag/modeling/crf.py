@@ -87,10 +87,13 @@ def compact(emissions: Tensor, labels_or_mask: Tensor) -> tuple[Tensor, Tensor |
     return x, tags, new_mask
 
 
-def _compact(emissions: Tensor, tags: Tensor | None, mask: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
-    """:func:`compact` by an explicit mask: the True positions of every row first, in order."""
+def _compact(emissions: Tensor, tags: Tensor | None, mask: Tensor,
+             length: int | None = None) -> tuple[Tensor, Tensor | None, Tensor]:
+    """:func:`compact` by an explicit mask: the True positions of every row first, in order. ``length``: the most
+    True positions in a row, when the caller has read it already (else it is read back here)."""
     counts = mask.sum(1)
-    length = int(counts.max()) if mask.shape[0] else 0
+    if length is None:
+        length = int(counts.max()) if mask.shape[0] else 0
     order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)[:, :length]
     new_mask = torch.arange(length, device=mask.device) < counts[:, None]
     x = emissions.gather(1, order[:, :, None].expand(-1, -1, emissions.shape[2]))
@@ -195,8 +198,8 @@ class CRF(nn.Module):
 
         A gold path through a forbidden move scores about ``-1e30`` (probability 0), so its loss is about 1e30:
         fix such data first (:func:`seqtag.data.schemes.repair`). Vectorised over the batch (a loop over the
-        chain positions only). Reads two scalars back from the device: the longest chain length
-        (:func:`compact`) and whether any tag is out of range.
+        chain positions only). Reads back from the device once: the longest chain length (for :func:`compact`)
+        and the number of tags out of range, as one pair.
         """
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction={reduction!r} is invalid; accepted: {', '.join(REDUCTIONS)}")
@@ -210,7 +213,13 @@ class CRF(nn.Module):
                 raise ValueError(f"{name} must be a bool tensor of shape {tuple(want)}; got {tuple(flag.shape)} "
                                  f"{flag.dtype}")
         with torch.autocast(device_type=emissions.device.type, enabled=False):
-            x, y, m = _compact(emissions, tags, tags != IGNORE_INDEX if mask is None else mask)
+            mask = tags != IGNORE_INDEX if mask is None else mask
+            bad = mask & ((tags < 0) | (tags >= self.num_tags))
+            length, n_bad = torch.stack([mask.sum(1).max(), bad.sum()]).tolist() if mask.shape[0] else (0, 0)
+            if n_bad:
+                raise ValueError(f"tags must be in [0, {self.num_tags}) where mask is True; got "
+                                 f"{tags[bad][:5].tolist()}")
+            x, y, m = _compact(emissions, tags, mask, length)
             dtype = torch.promote_types(x.dtype, torch.float32)
             x = x.to(dtype).clamp_min(NEG)
             trans, start, end = (s.to(dtype).clamp_min(NEG) for s in self.scores())
@@ -221,10 +230,6 @@ class CRF(nn.Module):
             if n == 0:  # no chain in the batch; keep the parameters in the graph (DDP wants every one used)
                 per_row = 0.0 * (trans.sum() + start.sum() + end.sum()) + x.new_zeros(b)
             else:
-                bad = m & ((y < 0) | (y >= self.num_tags))
-                if bad.any():
-                    raise ValueError(f"tags must be in [0, {self.num_tags}) where mask is True; got "
-                                     f"{y[bad][:5].tolist()}")
                 per_row = self._log_partition(x, m, trans, start, end) - self._path_score(x, y, m, trans, start, end)
                 per_row = torch.where(m[:, 0], per_row, 0.0)
         if reduction == "none":

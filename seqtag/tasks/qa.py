@@ -98,8 +98,18 @@ def masked_position_loss(loss, logits: torch.Tensor, targets: torch.Tensor, allo
     >>> round(ce.item(), 4) == round(torch.nn.functional.cross_entropy(x[:, [0, 2, 3]], torch.tensor([1])).item(), 4)
     True
     """
-    if not bool(allowed.gather(1, targets[:, None]).all()):
+    _check_targets(targets[:, None], allowed)
+    return _masked_position_loss(loss, logits, targets, allowed)
+
+
+def _check_targets(targets: torch.Tensor, allowed: torch.Tensor) -> None:
+    """``targets (B, K)``: positions each allowed in its row of ``allowed (B, T)`` (one read back from the device)."""
+    if not bool(allowed.gather(1, targets).all()):
         raise ValueError("a target position is masked out; pointer targets must be [CLS] (0) or context tokens")
+
+
+def _masked_position_loss(loss, logits: torch.Tensor, targets: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """:func:`masked_position_loss` without the check of ``targets``."""
     if neg_inf_safe(loss):
         return loss(logits.masked_fill(~allowed, float("-inf")), targets, reduction="sum")
     compact = allowed.long().cumsum(1).gather(1, targets[:, None]).squeeze(1) - 1  # target index among allowed
@@ -124,8 +134,9 @@ def pointer_loss_step(model, batch, loss):
     allowed = ctx.clone()
     allowed[:, CLS_INDEX] = True
     start_t, end_t = batch["start_positions"], batch["end_positions"]
-    loss_sum = (masked_position_loss(loss, out.start_logits, start_t, allowed)
-                + masked_position_loss(loss, out.end_logits, end_t, allowed)) / 2
+    _check_targets(torch.stack([start_t, end_t], 1), allowed)  # both at once: one read back per batch
+    loss_sum = (_masked_position_loss(loss, out.start_logits, start_t, allowed)
+                + _masked_position_loss(loss, out.end_logits, end_t, allowed)) / 2
     return loss_sum, len(start_t), out.start_logits.masked_fill(~allowed, float("-inf")), start_t
 
 

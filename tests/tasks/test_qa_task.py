@@ -112,6 +112,26 @@ def test_masked_pointer_loss_rejects_a_masked_target():
         masked_position_loss(get_loss("cross_entropy"), logits, torch.tensor([1, 0, 4, 5]), allowed)
 
 
+def test_pointer_loss_step_checks_start_and_end_targets_at_once():
+    from seqtag.tasks.qa import pointer_loss_step
+
+    def model(**inputs):
+        logits = torch.arange(12.0).reshape(2, 6)
+        return SimpleNamespace(start_logits=logits, end_logits=-logits)
+
+    ctx = torch.tensor([[0, 0, 1, 1, 1, 0]] * 2)
+    batch = {"input_ids": torch.ones(2, 6, dtype=torch.long), "attention_mask": torch.ones(2, 6, dtype=torch.long),
+             "context_mask": ctx, "start_positions": torch.tensor([2, 0]), "end_positions": torch.tensor([4, 0])}
+    loss_sum, n, _, _ = pointer_loss_step(model, batch, get_loss("cross_entropy"))
+    allowed = [0, 2, 3, 4]  # [CLS] and the context
+    x = torch.arange(12.0).reshape(2, 6)[:, allowed]
+    expected = (F.cross_entropy(x, torch.tensor([1, 0]), reduction="sum")
+                + F.cross_entropy(-x, torch.tensor([3, 0]), reduction="sum")) / 2
+    assert n == 2 and loss_sum.item() == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="target position is masked"):  # an end on a question token
+        pointer_loss_step(model, {**batch, "end_positions": torch.tensor([4, 1])}, get_loss("cross_entropy"))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # a toy QA task: the answer is the word after "is"
 
