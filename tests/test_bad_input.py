@@ -296,9 +296,10 @@ def test_output_directory_holding_other_files(base, tmp_path, capsys):
     run.mkdir()
     (run / "notes.txt").write_text("mine")
     msg = user_error(*cli(capsys, "train", config)[::2])
-    assert "already holds other files" in msg
+    assert "already holds other files" in msg and "choose another train.output_dir" in msg
+    assert "train.overwrite=true" not in msg and "train.resume=true" not in msg  # neither would work
     msg = user_error(*cli(capsys, "train", config, "train.overwrite=true")[::2])
-    assert "is not a seqtag run directory; refusing to delete it" in msg
+    assert "is not a seqtag run directory, so seqtag will neither replace nor continue it" in msg
     assert (run / "notes.txt").read_text() == "mine"
     msg = user_error(*cli(capsys, "train", config, "train.resume=true")[::2])
     assert "holds no checkpoint to resume from" in msg and "drop train.resume" in msg

@@ -38,9 +38,11 @@ def cmd_train(args) -> int:
 def cmd_validate(args) -> int:
     from seqtag.config import dump_config, load_config
     from seqtag.tasks.checks import check_start
+    from seqtag.training.budget import few_steps_note
 
     cfg = load_config(args.config, args.overrides)
     notes = check_start(cfg)  # what `seqtag train` checks before it starts, and the training labels
+    notes += [n for n in [few_steps_note(cfg)] if n]
     print(dump_config(cfg, every_default=True), end="")
     print("".join(f"# {note}\n" for note in notes) + f"# {args.config}: valid", file=sys.stderr)
     return 0

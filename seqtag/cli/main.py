@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from seqtag.cli.commands import (
     cmd_evaluate,
@@ -26,6 +27,7 @@ from seqtag.cli.commands import (
 )
 from seqtag.cli.parser import build_parser
 from seqtag.errors import Interrupted, SeqtagError
+from seqtag.runs import CONFIG_FILE, INFO_FILE, file_problem
 
 COMMANDS = {"train": cmd_train, "validate": cmd_validate, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "export": cmd_export, "stats": cmd_stats, "push": cmd_push, "sweep": cmd_sweep}
@@ -41,9 +43,20 @@ def _sigterm_as_interrupt(signum, frame) -> None:
 
 def _exit_code(e: BaseException) -> int:
     """130 for SIGINT, 143 for SIGTERM (128 + the signal number), as shells report them."""
-    if isinstance(e, Interrupted):
+    if isinstance(getattr(e, "signum", None), int):  # Interrupted, and a second signal during training
         return 128 + e.signum
     return 128 + (signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT)
+
+
+def _damaged_run_config(args) -> str:
+    """When ``seqtag train`` was given a run's own ``seqtag_config.yaml`` and that file is damaged: what to do."""
+    config = Path(getattr(args, "config", None) or "")
+    if args.command != "train" or config.name != CONFIG_FILE or not (config.parent / INFO_FILE).is_file() \
+            or not config.is_file() or file_problem(config) is None:
+        return ""
+    return (f". {config} is the saved config of the run in {config.parent}, and it is damaged: resume with the "
+            f"config file the run was started from (resuming writes {config.name} again): seqtag train YOUR_CONFIG "
+            f"train.resume=true; or start the run again: seqtag train YOUR_CONFIG train.overwrite=true")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,10 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seqtag {args.command}: {e}", file=sys.stderr)
         return _exit_code(e)
     except SeqtagError as e:
-        print(f"seqtag {args.command}: error: {e}", file=sys.stderr)
+        print(f"seqtag {args.command}: error: {e}{_damaged_run_config(args)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:
-        print(f"seqtag {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # a second signal during training says where it stopped and what to do
+        print(f"seqtag {args.command}: {str(e) or 'interrupted'}", file=sys.stderr)
         return _exit_code(e)
     except BrokenPipeError:  # `seqtag stats FILE | head`: the reader has gone, which is not an error
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -42,7 +42,7 @@ from seqtag.errors import SeqtagError
 from seqtag.modeling.decoding import constrained_decode, pad_rows, viterbi
 from seqtag.modeling.heads import crf_of, load_crf_tagger
 from seqtag.modeling.span_head import load_span_tagger
-from seqtag.runs import CONFIG_FILE, RunInfo, read_run_info, require_finished_run
+from seqtag.runs import CONFIG_FILE, RunInfo, read_run_info, require_finished_run, run_fix
 
 DEFAULT_MAX_TOKENS = 4096
 """Padded subword tokens per inference batch: bounds peak memory whatever the input lengths."""
@@ -69,7 +69,8 @@ class FinishedRun:
 def load_finished_run(run_dir: str | Path, device: str | None = None) -> FinishedRun:
     """Load the model, tokenizer, config and record of a finished run (safetensors weights only); a CRF run's
     model is the encoder with its transitions file (:func:`seqtag.modeling.heads.load_crf_tagger`), a span run's the
-    plain encoder with its span head file (:func:`seqtag.modeling.span_head.load_span_tagger`)."""
+    plain encoder with its span head file (:func:`seqtag.modeling.span_head.load_span_tagger`). A damaged file is an
+    error naming it and the fix (:func:`seqtag.runs.require_finished_run` checks them first)."""
     from transformers import (
         AutoModel,
         AutoModelForQuestionAnswering,
@@ -87,9 +88,9 @@ def load_finished_run(run_dir: str | Path, device: str | None = None) -> Finishe
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(run_dir), use_fast=True)
         model = auto.from_pretrained(str(run_dir), use_safetensors=True)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # the files were checked (require_finished_run): damage beyond those checks
         raise SeqtagError(f"could not load the model in {run_dir}: {' '.join(str(e).split())}; the run directory "
-                          "is incomplete or damaged") from None
+                          f"is incomplete or damaged: {run_fix(run_dir)}") from None
     finally:
         if bars:
             hf_logging.enable_progress_bar()

@@ -9,8 +9,9 @@ Layout (see docs/ARCHITECTURE.md): weights, tokenizer and ``config.json`` at the
   one side writes and the other misreads cannot exist. Every score is a **fraction in [0, 1]**.
 - :mod:`~seqtag.runs.files`: atomic writes (a file is written beside its target and renamed over it).
 - :mod:`~seqtag.runs.lock`: the ``flock`` that keeps two processes from training in one directory.
+- :mod:`~seqtag.runs.integrity`: damaged files (cut short, garbled) found before they are used, named with the fix.
 - :mod:`~seqtag.runs.directory`: checkpoints swapped in atomically, finished runs, the checks before a run starts,
-  resumes or overwrites.
+  resumes or overwrites, and the old run an overwrite keeps aside until the new one has its first checkpoint.
 
 Imports: :mod:`seqtag.errors` only. It sits low on purpose: every layer that reads or writes a run uses it.
 """
@@ -22,9 +23,13 @@ from seqtag.runs.directory import (  # noqa: F401
     check_run_dir,
     checkpoint_path,
     config_differences,
+    drop_replaced,
     is_finished_run,
+    next_step,
     prepare_run_dir,
+    replaced_path,
     require_finished_run,
+    restore_replaced,
     swap_in_checkpoint,
     truncate_history,
 )
@@ -34,6 +39,12 @@ from seqtag.runs.files import (  # noqa: F401
     usual_permissions,
     write_json_atomic,
     write_text_atomic,
+)
+from seqtag.runs.integrity import (  # noqa: F401
+    check_checkpoint_files,
+    checkpoint_fix,
+    file_problem,
+    run_fix,
 )
 from seqtag.runs.lock import (  # noqa: F401
     LOCK_FILE,

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -27,15 +25,24 @@ import torch
 from seqtag import runs
 from seqtag.config import Config
 from seqtag.data.batching import LengthGroupedBatches, collate, loader_settings
-from seqtag.errors import Interrupted, TrainingStopped
+from seqtag.errors import TrainingStopped
 from seqtag.losses import get_loss
 from seqtag.modeling.accel import make_accelerator, train_precision
 from seqtag.modeling.heads import crf_of
 from seqtag.modeling.loading import load_tokenizer
 from seqtag.tasks import setup_task
 from seqtag.tasks.checks import check_loaded_model, check_start, saved_config_text
-from seqtag.training.checkpoints import install_signal_handlers, resume, save_checkpoint, stop_if_signalled
+from seqtag.training.budget import optimizer_steps
+from seqtag.training.checkpoints import (
+    abandon,
+    drop_replaced,
+    install_signal_handlers,
+    resume,
+    save_checkpoint,
+    stop_if_signalled,
+)
 from seqtag.training.finish import final_evaluation, finish, save_model, write_info
+from seqtag.training.plots import loss_label
 from seqtag.training.state import Run
 
 log = logging.getLogger(__name__)
@@ -44,9 +51,11 @@ log = logging.getLogger(__name__)
 def train(cfg: Config) -> Path:
     """Train as the config says and return the finished run directory.
 
-    Everything that can be wrong with the inputs (output directory, data, tags, model path) is found before the
-    run directory is created or changed, so a failed start leaves nothing behind. Once training runs, a failure
-    or an interruption leaves ``run_info.json`` with status ``failed`` or ``interrupted`` (never ``finished``).
+    Everything that can be wrong with the inputs (output directory, data, tags, model path, a damaged checkpoint)
+    is found before the run directory is created or changed, so a failed start leaves nothing behind. Once
+    training runs, a failure or an interruption leaves ``run_info.json`` with status ``failed`` or ``interrupted``
+    (never ``finished``), except before anything is worth keeping (:func:`seqtag.training.checkpoints.abandon`): an
+    overwrite then puts the old run back, a new run leaves no directory.
     """
     run = start(cfg)
     tc = cfg.train
@@ -67,13 +76,7 @@ def train(cfg: Config) -> Path:
         results = final_evaluation(run, last_dev)
     except BaseException as e:
         if run.main:
-            if run.state.global_step == 0 and run.checkpointed_step is None and not tc.resume:
-                # failed before its first step, nothing to resume from: leave no run directory, so the same command can simply be run again
-                shutil.rmtree(run.run_dir, ignore_errors=True)
-            else:
-                interrupted = isinstance(e, (Interrupted, KeyboardInterrupt))
-                write_info(run, status="interrupted" if interrupted else "failed",
-                           error=str(e).split("\n")[0][:500] or type(e).__name__)
+            abandon(run, e)
         raise
     finally:
         for s, h in handlers.items():
@@ -119,8 +122,7 @@ def start(cfg: Config) -> Run:
     optimizer = torch.optim.AdamW(param_groups(task.model, tc.weight_decay, tc.crf_learning_rate),
                                   lr=tc.learning_rate, fused=True)
     model, optimizer, train_loader = accelerator.prepare(task.model, optimizer, train_loader)
-    steps_per_epoch = math.ceil(len(train_loader) / tc.grad_accum)
-    total_steps = steps_per_epoch * tc.epochs if tc.max_steps is None else min(tc.max_steps, steps_per_epoch * tc.epochs)
+    total_steps = optimizer_steps(len(train_loader), tc)
     # the scheduler is stepped by hand, once per optimizer step
     scheduler = get_linear_schedule_with_warmup(optimizer, int(tc.warmup_ratio * total_steps), total_steps)
     accelerator.register_for_checkpointing(scheduler)
@@ -130,16 +132,49 @@ def start(cfg: Config) -> Run:
               total_batch=tc.batch_size * tc.grad_accum * accelerator.num_processes)
     if run.main:
         log.info("training %d examples, %d epochs, %d optimizer steps, total batch %d (%d per device x %d "
-                 "accumulation x %d processes), loss %s %s", len(task.train_features), tc.epochs, total_steps,
-                 run.total_batch, tc.batch_size, tc.grad_accum, accelerator.num_processes, cfg.loss.name,
-                 cfg.loss.params)
+                 "accumulation x %d processes), %s, precision %s", len(task.train_features), tc.epochs, total_steps,
+                 run.total_batch, tc.batch_size, tc.grad_accum, accelerator.num_processes, trained_on(cfg),
+                 precision_label(accelerator.mixed_precision, tc.mixed_precision))
         run.lock = runs.prepare_run_dir(run_dir, config_text, overwrite=tc.overwrite, resume=tc.resume)
-    accelerator.wait_for_everyone()
-    if tc.resume:
-        resume(run)
-    if run.main:
-        write_info(run, status="running")
+        replaced = runs.replaced_path(run_dir)
+        run.replaced = replaced if tc.overwrite and replaced.is_dir() else None
+    try:
+        accelerator.wait_for_everyone()
+        if tc.resume:
+            resume(run)
+        if run.main:
+            write_info(run, status="running")
+    except BaseException as e:
+        if run.main:
+            abandon(run, e)
+            run.lock.close()
+        raise
     return run
+
+
+def trained_on(cfg: Config) -> str:
+    """What the model is trained to minimise, for the log: the CRF's own loss, or the configured one.
+
+    >>> from seqtag.config import from_dict
+    >>> trained_on(from_dict({"model": {"name_or_path": "m", "head": "crf"}, "data": {"train": "t.txt"}}))
+    'loss: the CRF sequence negative log-likelihood'
+    >>> trained_on(from_dict({"model": {"name_or_path": "m"}, "data": {"train": "t.txt"},
+    ...                       "loss": {"name": "focal", "gamma": 2.0}}))
+    'loss: focal (gamma=2.0)'
+    """
+    if cfg.task == "ner" and cfg.model.head == "crf":
+        return "loss: the CRF sequence negative log-likelihood"
+    return f"loss: {loss_label(cfg.loss.name, cfg.loss.params)}"
+
+
+def precision_label(resolved: str, configured: str) -> str:
+    """The precision training runs at, and what it was resolved from.
+
+    >>> precision_label("no", "auto"), precision_label("bf16", "bf16")
+    ('fp32 (mixed_precision: auto)', 'bf16')
+    """
+    name = "fp32" if resolved == "no" else resolved
+    return f"{name} (mixed_precision: {configured})" if configured != resolved else name
 
 
 def param_groups(model, weight_decay: float, crf_learning_rate: float | None = None) -> list[dict]:
@@ -197,7 +232,7 @@ def train_epoch(run: Run) -> bool:
             lr = run.scheduler.get_last_lr()[0]  # the rate this step used
             run.scheduler.step()
             state.global_step += 1
-            if state.global_step % tc.log_every == 0 or state.global_step == 1:
+            if state.global_step % tc.log_every == 0 or state.global_step in (1, run.total_steps):
                 rec = log_step(run, step, lr, seen_tokens / max(time.time() - t_epoch, 1e-9))
                 bar.set_postfix(loss=f"{rec['loss']:.4f}", lr=f"{lr:.2e}", tok_s=f"{rec['tokens_per_s']:.0f}")
             if state.global_step >= run.total_steps:
@@ -322,7 +357,8 @@ def end_epoch(run: Run, done: bool) -> dict:
     """Evaluate on dev, save the weights if they are the best so far, write a checkpoint; return dev's scores.
 
     With ``train.eval_every_epoch=false`` dev is evaluated (and the weights saved) after the last epoch only, so
-    the final weights are the run's result whatever dev said before."""
+    the final weights are the run's result whatever dev said before. Without a dev split every evaluated epoch's
+    weights are saved (``run_info.json`` then records no best epoch and no best dev F1)."""
     state = run.state
     state.epoch += 1
     state.batch_in_epoch = 0
@@ -334,11 +370,15 @@ def end_epoch(run: Run, done: bool) -> dict:
     record(run, {"type": "epoch", "epoch": state.epoch, "step": state.global_step, "dev": metrics,
                  "time_s": round(run.elapsed(), 2)})
     if evaluate:
-        if run.main:
+        if run.main and has_dev:
             log.info("epoch %d: dev f1 %.4f", state.epoch, f1)
+        elif run.main:
+            log.info("epoch %d: no dev split (data.dev is not set), so nothing chooses the best epoch: the weights of "
+                     "this epoch are saved, and the run's result is its last epoch", state.epoch)
         if f1 > state.best_f1 or not has_dev:
             state.best_f1, state.best_epoch, state.epochs_without_improvement = f1, state.epoch, 0
             save_model(run)
+            drop_replaced(run)
         else:
             state.epochs_without_improvement += 1
     if run.cfg.train.save_every_epoch or done:

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+FEW_POINTS = 30
+"""Step records up to which the loss and learning-rate lines are drawn with a marker at every point."""
+
 
 def read_history(path: str | Path) -> tuple[list[dict], list[dict]]:
     """Step records and epoch records of a run's history file."""
@@ -38,7 +41,7 @@ def training_figure(history: str | Path, *, run_name: str = "", loss: str = "", 
     """The figure :func:`plot_history` writes (a ``matplotlib.figure.Figure`` with three axes).
 
     Left: training loss per labelled token per optimizer step, on a log scale (steps whose loss is 0 are not
-    drawn); middle: the learning rate each step used (the ``lr`` of the step records); right: dev F1 per epoch,
+    drawn), with markers when there are at most :data:`FEW_POINTS` records; middle: the learning rate each step used (the ``lr`` of the step records); right: dev F1 per epoch,
     with whole-number epoch ticks. Dotted lines on the left and middle mark the ends of epochs.
     """
     import matplotlib
@@ -51,9 +54,12 @@ def training_figure(history: str | Path, *, run_name: str = "", loss: str = "", 
     fig, (ax_loss, ax_lr, ax_f1) = plt.subplots(1, 3, figsize=(14, 3.8))
     x = [r["step"] for r in steps]
     losses = [r["loss"] for r in steps]
+    # few points (a short run, or a long train.log_every): markers, so that a single point is drawn at all
+    marker = "o" if len(steps) <= FEW_POINTS else None
     if steps:
-        ax_loss.plot(x, losses, lw=1)
-        ax_lr.plot([r["step"] for r in steps if "lr" in r], [r["lr"] for r in steps if "lr" in r], lw=1)
+        ax_loss.plot(x, losses, lw=1, marker=marker, ms=3)
+        ax_lr.plot([r["step"] for r in steps if "lr" in r], [r["lr"] for r in steps if "lr" in r], lw=1,
+                   marker=marker, ms=3)
     if any(v > 0 for v in losses):
         ax_loss.set_yscale("log")
     ax_loss.set(xlabel="optimizer step", ylabel="training loss per labelled token", title="training loss")
@@ -86,6 +92,7 @@ def plot_history(history: str | Path, out: str | Path, *, run_name: str = "", lo
     import matplotlib.pyplot as plt
 
     fig = training_figure(history, run_name=run_name, loss=loss, model=model)
-    fig.savefig(out, dpi=110)
+    # no "Software" entry naming the matplotlib version: the same history gives the same bytes
+    fig.savefig(out, dpi=110, metadata={"Software": None})
     plt.close(fig)
     return Path(out)

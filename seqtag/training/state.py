@@ -49,6 +49,7 @@ class Run:
     checkpointed_step: int | None = None  # global step of the newest checkpoint this process wrote
     stop_signal: list[int] = field(default_factory=list)  # signals received (the handler appends)
     lock: Any = None  # the main process's exclusive lock on the run directory, held while training
+    replaced: Path | None = None  # the old run train.overwrite set aside, until this one's first checkpoint
 
     @property
     def main(self) -> bool:

@@ -24,9 +24,6 @@ from tests.tiny import sentences, tiny_config
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install -e '.[onnx]')")
 
-CRF_BYTES = b"stand-in for a CRF head's transition scores"
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny BERT NER run trained until it tags entities (as in test_predict), with a CRF transitions file."""
@@ -34,7 +31,9 @@ def run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("export")
     run = train(from_dict(tiny_config(tmp, n_train=64, train={"epochs": 4, "batch_size": 8, "learning_rate": 3e-3})))
-    (run / CRF_FILE).write_bytes(CRF_BYTES)
+    from seqtag.modeling.crf import CRF, save_transitions
+
+    save_transitions(run / CRF_FILE, CRF(5), ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])  # a valid file, copied along
     return run
 
 
@@ -70,7 +69,7 @@ def test_export_directory_holds_graph_tokenizer_labels_config_and_info(run, fp32
     assert shapes == {"input_ids": ["batch", "sequence"], "attention_mask": ["batch", "sequence"],
                       "logits": ["batch", "sequence", 5]}
     assert (fp32 / "seqtag_config.yaml").read_bytes() == (run / "seqtag_config.yaml").read_bytes()
-    assert (fp32 / CRF_FILE).read_bytes() == CRF_BYTES
+    assert (fp32 / CRF_FILE).read_bytes() == (run / CRF_FILE).read_bytes()
     assert (fp32 / SOURCE_RUN_INFO_FILE).read_bytes() == (run / "run_info.json").read_bytes()
     assert not (fp32 / "run_info.json").exists()  # an export is not a run directory
     info = read_export_info(fp32)
@@ -152,7 +151,7 @@ def test_existing_output_directory_is_refused_and_left_as_it_was(run, tmp_path):
 
 @pytest.mark.parametrize("kind,match", [
     ("missing", "does not exist; pass the output_dir of a finished `seqtag train`"),
-    ("unfinished", r"is not finished \(status: running\); finish it with"),
+    ("unfinished", r"is not finished \(status: running\); it stopped before its first checkpoint"),
     ("qa", "is a qa run .pointer head.; export supports NER runs"),
     ("encoder", "not a token classification model"),
 ])

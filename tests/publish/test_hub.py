@@ -84,6 +84,25 @@ def test_push_is_one_commit_of_the_run_files_and_card(hub, run_dir):
     assert {r.user for r in hub.requests} == {"alice"}
 
 
+def test_a_trained_run_with_or_without_its_own_card_is_pushed_with_the_card_naming_the_repo(hub, tmp_path):
+    """Training writes README.md (no repo id); push uploads the card with the repo id, and a run directory from
+    before training wrote a card (no README.md) is pushed the same way."""
+    from seqtag.config import from_dict
+    from seqtag.training.loop import train
+    from tests.tiny import tiny_config
+
+    run = train(from_dict(tiny_config(tmp_path, train={"epochs": 1})))
+    own = (run / "README.md").read_text()
+    assert "REPO_ID" in own and "alice/tiny" not in own
+    push_run(run, "alice/tiny", token=ALICE)
+    assert hub.files("alice/tiny")["README.md"].decode() == render_card(run, repo_id="alice/tiny")
+    assert "alice/tiny" in hub.files("alice/tiny")["README.md"].decode()
+    assert (run / "README.md").read_text() == own  # the run's own card is left as it was
+    (run / "README.md").unlink()
+    push_run(run, "alice/tiny-old", token=ALICE)
+    assert hub.files("alice/tiny-old")["README.md"].decode() == render_card(run, repo_id="alice/tiny-old")
+
+
 def test_token_from_env_is_never_uploaded_logged_or_printed(hub, run_dir, monkeypatch, caplog, capfd):
     monkeypatch.setenv("HF_TOKEN", ALICE)
     with caplog.at_level(logging.DEBUG):

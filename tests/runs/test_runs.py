@@ -83,7 +83,11 @@ def test_a_running_run_is_not_offered_for_resuming_while_it_trains(tmp_path):
     with pytest.raises(SeqtagError, match="still training"):
         runs.require_finished_run(tmp_path)
     held.close()
-    with pytest.raises(SeqtagError, match="train.resume=true"):  # nobody trains it: resuming is the advice
+    with pytest.raises(SeqtagError, match="stopped before its first checkpoint.*train.overwrite=true"):
+        runs.require_finished_run(tmp_path)  # nobody trains it and there is nothing to resume from
+    (tmp_path / runs.CHECKPOINT_DIR / "last").mkdir(parents=True)
+    (tmp_path / runs.CHECKPOINT_DIR / "last" / "seqtag_state.json").write_text("{}")
+    with pytest.raises(SeqtagError, match="train.resume=true"):  # with a checkpoint, resuming is the advice
         runs.require_finished_run(tmp_path)
 
 
