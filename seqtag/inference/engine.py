@@ -48,6 +48,7 @@ DEFAULT_MAX_TOKENS = 4096
 """Padded subword tokens per inference batch: bounds peak memory whatever the input lengths."""
 
 MODEL_INPUTS = ("input_ids", "token_type_ids")
+TOKEN_DECODINGS = tuple(d for d in DECODINGS if d not in ("nested", "flat"))  # those of the span head: span_decoding
 
 
 @dataclass
@@ -229,8 +230,8 @@ def decode_words(word_scores: Sequence[np.ndarray], labels: Sequence[str], schem
     >>> decode_words(x, ["O", "B-PER", "I-PER"], "IOB2", "argmax")[0], decode_words(x, ["O", "B-PER", "I-PER"], "IOB2", "viterbi")[0]
     ([['I-PER', 'I-PER']], [['B-PER', 'I-PER']])
     """
-    if decoding not in DECODINGS:
-        raise ValueError(f"decoding={decoding!r} is invalid; accepted: {', '.join(DECODINGS)}")
+    if decoding not in TOKEN_DECODINGS:
+        raise ValueError(f"decoding={decoding!r} is invalid; accepted: {', '.join(TOKEN_DECODINGS)}")
     probs = [softmax(x) for x in word_scores]
     if decoding == "argmax":
         return argmax_decode(probs, labels)

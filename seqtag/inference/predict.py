@@ -119,6 +119,9 @@ def load_tagger(run_dir: str | Path, batch_size: int = 64, device: str | None = 
     if run.cfg.task != "ner":
         raise SeqtagError(f"{run.run_dir} is a {run.cfg.task} run, not an NER run; use `seqtag predict --question ... "
                           "--context ...`")
+    if run.cfg.model.head != "span" and decoding in ("nested", "flat"):
+        raise SeqtagError(f"--decoding {decoding} is for span-head runs (model.head=span); {run.run_dir} tags "
+                          "words: use argmax or viterbi")
     if run.cfg.model.head == "span":
         if decoding in ("argmax", "viterbi"):
             raise SeqtagError(f"{run.run_dir} has a span head; --decoding {decoding} is for token heads, use nested "
@@ -136,6 +139,9 @@ def load_onnx_tagger(export_dir: str | Path, batch_size: int = 64, max_tokens: i
                      threads: int | None = None, decoding: str | None = None) -> Tagger:
     """Load an export directory (``seqtag export``) for prediction with ONNX Runtime on CPU: the same windows,
     batching, merging and decoding as a torch run (a CRF run's transitions come from its transitions file)."""
+    if decoding in ("nested", "flat"):
+        raise SeqtagError(f"--decoding {decoding} is for span-head runs, which are not exported; {export_dir} tags "
+                          "words: use argmax or viterbi")
     exp = load_export(export_dir, threads)
     transitions = None
     if exp.crf_transitions is not None:

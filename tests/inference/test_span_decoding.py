@@ -121,3 +121,16 @@ def test_predicted_entities_nest_and_keep_exact_character_offsets(tokenizer):
     assert (protein["start"], protein["end"], protein["text"]) == (2, 6, "IL-2")
     assert dna["score"] == round(1 / (1 + math.exp(-5.0)), 4)
     assert out["words"] == words and "tags" not in out
+
+
+def test_a_token_run_refuses_the_span_decodings(tmp_path):
+    from seqtag.errors import SeqtagError
+    from seqtag.inference.engine import decode_words
+    from seqtag.inference.predict import load_tagger
+    from tests.fake_run import make_run
+
+    x = [np.log(np.array([[0.1, 0.9]], dtype=np.float32))]
+    with pytest.raises(ValueError, match="accepted: argmax, viterbi"):
+        decode_words(x, ["O", "B-PER"], "IOB2", "nested")
+    with pytest.raises(SeqtagError, match="--decoding nested is for span-head runs"):
+        load_tagger(make_run(tmp_path, junk=False), decoding="nested")
