@@ -175,9 +175,15 @@ def _backend(path: str, backend: str | None) -> str:
 
 
 def cmd_export(args) -> int:
-    from seqtag.inference.onnx import export_run
+    from seqtag.inference.onnx import read_export_info
+    from seqtag.inference.onnx_export import export_run
 
-    print(f"wrote {export_run(args.run_dir, args.output, fmt=args.format, quantize=args.quantize)}")
+    out = export_run(args.run_dir, args.output, fmt=args.format, quantize=args.quantize)
+    info = read_export_info(out)
+    fused = ", ".join(f"{op} x{n}" for op, n in info.fused_ops.items()) or "nothing"
+    print(f"wrote {out}: fused {fused}; int8 weights: {', '.join(info.quantized_ops) or 'none'}")
+    for note in info.notes:
+        print(f"note: {note}")
     return 0
 
 

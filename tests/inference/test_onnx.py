@@ -1,7 +1,9 @@
-"""seqtag.inference.onnx: the ONNX graph computes the run's logits on any batch and length, prediction through it finds
-the same entities, int8 mostly agrees, and bad input fails before anything is left on disk."""
+"""seqtag.inference.onnx and onnx_export: the fused ONNX graph computes the run's logits on any batch and length for
+every encoder family, prediction through it finds the same entities, int8 mostly agrees, a fusion that changes the
+logits is not kept, and bad input fails before anything is left on disk."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -13,16 +15,26 @@ from seqtag.inference.onnx import (
     EXPORT_INFO_FILE,
     ONNX_FILE,
     SOURCE_RUN_INFO_FILE,
-    export_run,
     is_export_dir,
     load_export,
     read_export_info,
 )
+from seqtag.inference.onnx_export import UNFUSED_NOTE, export_run
 from seqtag.inference.predict import Tagger, entities, load_tagger
-from tests.fake_run import make_run
+from tests.fake_run import NER_LABELS, make_run
+from tests.families import FAMILIES
 from tests.tiny import sentences, tiny_config
 
 pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install -e '.[onnx]')")
+
+# what ONNX Runtime's optimizer fuses in each family's 2-layer graph (measured 2026-12-07, onnxruntime 1.31.1)
+FULL = {"EmbedLayerNormalization": 1, "Attention": 2, "BiasGelu": 2, "SkipLayerNormalization": 4}
+NO_EMBEDDING = {"Attention": 2, "BiasGelu": 2, "LayerNormalization": 1, "SkipLayerNormalization": 4}
+FUSED = {"bert-cased": FULL, "bert-uncased": FULL, "electra": FULL, "distilbert": FULL,
+         "roberta": NO_EMBEDDING, "xlm-roberta": NO_EMBEDDING,
+         "deberta-v3": {"BiasGelu": 2, "LayerNormalization": 2, "SkipLayerNormalization": 4},
+         "modernbert": {"Gelu": 3, "LayerNormalization": 2, "SkipLayerNormalization": 4}}
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
@@ -73,7 +85,9 @@ def test_export_directory_holds_graph_tokenizer_labels_config_and_info(run, fp32
     assert (fp32 / SOURCE_RUN_INFO_FILE).read_bytes() == (run / "run_info.json").read_bytes()
     assert not (fp32 / "run_info.json").exists()  # an export is not a run directory
     info = read_export_info(fp32)
-    assert (info.format, info.opset, info.quantization, info.quantized_ops) == ("onnx", 18, None, [])
+    assert (info.format, info.opset, info.exporter, info.quantization, info.quantized_ops, info.notes) == (
+        "onnx", 18, "torchscript", None, [], [])
+    assert info.fused_ops == FULL and {"Attention", "EmbedLayerNormalization"} <= {n.op_type for n in graph.node}
     assert info.source_run == str(run.resolve()) and info.max_abs_logit_diff < 1e-5
     assert set(info.versions) == {"seqtag", "torch", "transformers", "onnx", "onnxscript", "onnxruntime"}
     exp = load_export(fp32)
@@ -116,20 +130,176 @@ def test_tagger_with_onnx_model_finds_the_torch_models_entities(run, fp32):
     assert n_entities >= 50  # the run really tags: about two entities per sentence
 
 
-def test_int8_export_quantizes_matmul_weights_and_mostly_agrees_with_fp32(fp32, int8):
+def test_int8_export_quantizes_attention_and_matmul_weights_and_mostly_agrees_with_fp32(fp32, int8):
     import onnx
 
     info = read_export_info(int8)
-    assert (info.quantization, info.quantized_ops) == ("int8", ["MatMul"])
+    assert (info.quantization, info.quantized_ops, info.fused_ops) == ("int8", ["Attention", "MatMul"], FULL)
     ops = [n.op_type for n in onnx.load(str(int8 / ONNX_FILE)).graph.node]
-    # 2 layers x (Q, K, V, attention output, feed-forward up, down) + the classifier; Q K^T and softmax V stay float
-    assert ops.count("MatMulInteger") == 13 and ops.count("MatMul") == 4
+    # per layer: Q, K, V in one QAttention; attention output, feed-forward up and down; then the classifier
+    assert ops.count("QAttention") == 2 and ops.count("MatMulInteger") == 2 * 3 + 1
+    assert ops.count("MatMul") == ops.count("Attention") == 0
     sents = _sentences()
     ref = [t for tags, _ in onnx_tagger(fp32).tag(sents) for t in tags]
     got = [t for tags, _ in onnx_tagger(int8).tag(sents) for t in tags]
     agree = sum(a == b for a, b in zip(ref, got)) / len(ref)
     # measured 1.000 on this run (its margins are wide); the bound leaves room for other CPUs' int8 kernels
     assert agree >= 0.98, agree
+
+
+def test_an_export_decodes_as_its_run_does(tmp_path):
+    """A run whose scores were computed with another decoding than its config's predict.decoding (saved when the
+    default was another one): the export predicts with the decoding of the run's scores, as the run itself does."""
+    run = make_run(tmp_path, junk=False)
+    info = json.loads((run / "run_info.json").read_text())
+    (run / "run_info.json").write_text(json.dumps({**info, "decoding": "argmax"}))
+    export = export_run(run, tmp_path / "out")
+    assert load_export(export).decoding == load_tagger(run).decoding == "argmax"
+
+
+# ------------------------------------------------------------------------------------------------ graphs
+
+
+def family_run(root, model_dir, name: str = "run"):
+    """A finished run directory (tests/fake_run.py) holding ``model_dir``'s encoder and tokenizer with a random
+    token-classification head over :data:`tests.fake_run.NER_LABELS` (seed 0); its windows are 128 subwords."""
+    import torch
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    run = make_run(root, junk=False, name=name)
+    for f in run.iterdir():  # the fake run's BERT and tokenizer
+        if f.name not in ("run_info.json", "seqtag_config.yaml", "metrics.json", "history.jsonl"):
+            f.unlink()
+    torch.manual_seed(0)
+    model = AutoModelForTokenClassification.from_pretrained(
+        str(model_dir), id2label=dict(enumerate(NER_LABELS)), label2id={t: i for i, t in enumerate(NER_LABELS)})
+    model.save_pretrained(run)
+    AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(run)
+    return run
+
+
+def max_logit_diff(run, export_dir, shapes=((1, 1), (4, 17), (2, 126))) -> tuple[float, float]:
+    """Largest absolute difference between the export's and the run's logits at the real tokens of random
+    batches of ``shapes`` (every row but the first padded to a random length), and the largest absolute torch
+    logit. Padded positions are left out: seqtag never reads them, and ModernBERT's SDPA attention, what the run
+    predicts with, gives them other values than its eager attention, what the graph is traced from."""
+    from transformers import AutoModelForTokenClassification
+
+    torch_model = AutoModelForTokenClassification.from_pretrained(str(run)).eval()
+    onnx_model = load_export(export_dir, threads=1).model
+    diff = scale = 0.0
+    for batch, length in shapes:
+        gen = torch.Generator().manual_seed(batch * 1000 + length)
+        ids = torch.randint(0, torch_model.config.vocab_size, (batch, length), generator=gen)
+        mask = torch.ones_like(ids)
+        for row in range(1, batch):
+            mask[row, int(torch.randint(1, length + 1, (1,), generator=gen)):] = 0
+        with torch.no_grad():
+            want = torch_model(input_ids=ids, attention_mask=mask).logits
+        got = onnx_model(input_ids=ids, attention_mask=mask).logits
+        real = mask.bool()
+        diff, scale = max(diff, (got - want)[real].abs().max().item()), max(scale, want[real].abs().max().item())
+    return diff, scale
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_exports_a_fused_graph_that_computes_its_logits(family_dir, family, tmp_path):
+    """Each family fuses what its graph allows (attention everywhere but DeBERTa's relative and ModernBERT's
+    rotary attention, which the note names), and the fused graph, float32 or int8, computes the run's logits."""
+    run = family_run(tmp_path, family_dir(family))
+    fp32, int8 = export_run(run, tmp_path / "fp32"), export_run(run, tmp_path / "int8", quantize="int8")
+    info = read_export_info(fp32)
+    assert (info.exporter, info.fused_ops) == ("torchscript", FUSED[family])
+    attention = "Attention" in FUSED[family]
+    assert [n.split(":")[0] for n in info.notes] == ([] if attention else ["attention not fused"])
+    diff, scale = max_logit_diff(run, fp32)
+    assert info.max_abs_logit_diff < 1e-5 and diff < 1e-5 and scale > 0.1
+    info8 = read_export_info(int8)
+    assert (info8.fused_ops, info8.quantized_ops) == (FUSED[family], ["Attention", "MatMul"] if attention else ["MatMul"])
+    diff8, _ = max_logit_diff(run, int8)
+    # int8 weights and activations: measured 1-4% of the largest logit on these random models
+    assert 1e-4 < diff8 < 0.1 * scale, (diff8, scale)
+
+
+def _corrupted(optimize_model):
+    """``optimize_model`` whose fused graph adds 1 to the classifier's bias: a fusion that changes the logits."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    def optimize(*args, **kwargs):
+        optimized = optimize_model(*args, **kwargs)
+        bias = next(t for t in optimized.model.graph.initializer if t.name == "classifier.bias")
+        bias.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(bias) + np.float32(1.0), bias.name))
+        return optimized
+
+    return optimize
+
+
+def _failing(*args, **kwargs):
+    raise ValueError("no pattern for this graph")
+
+
+@pytest.mark.parametrize("optimizer,note", [
+    (_corrupted, r"not fused: the fused graph's logits differed from the run's by up to 1\.00e\+00 \(more than 0\.001\)"),
+    (lambda real: _failing, r"not fused: ONNX Runtime's transformer optimizer failed on this bert graph "
+                            r"\(ValueError: no pattern for this graph\)"),
+    (None, re.escape(UNFUSED_NOTE)),
+])
+def test_an_unfused_graph_is_exported_when_fusion_fails_changes_the_logits_or_is_not_asked_for(
+        tmp_path, monkeypatch, optimizer, note):
+    import onnx
+    import onnxruntime.transformers.optimizer
+
+    run = make_run(tmp_path, junk=False)
+    if optimizer:
+        monkeypatch.setattr(onnxruntime.transformers.optimizer, "optimize_model",
+                            optimizer(onnxruntime.transformers.optimizer.optimize_model))
+    out = export_run(run, tmp_path / "out", quantize="int8", fuse=optimizer is not None)
+    info = read_export_info(out)
+    assert info.fused_ops == {} and len(info.notes) == 1 and re.fullmatch(note + ".*", info.notes[0]), info.notes
+    assert info.quantized_ops == ["MatMul"] and info.max_abs_logit_diff < 1e-5
+    ops = {n.op_type for n in onnx.load(str(out / ONNX_FILE)).graph.node}
+    assert "QAttention" not in ops and "SkipLayerNormalization" not in ops and "MatMulInteger" in ops
+
+
+def test_the_dynamo_exporter_stands_in_when_the_torchscript_exporter_fails(tmp_path, monkeypatch):
+    """The dynamo graph fuses no attention; export_info.json says which exporter ran and why."""
+    import seqtag.inference.onnx_export
+
+    def fails(model, path):
+        path.write_bytes(b"half a graph")
+        raise RuntimeError("tracer failed")
+
+    monkeypatch.setattr(seqtag.inference.onnx_export, "_export_torchscript", fails)
+    run = make_run(tmp_path, junk=False)
+    out = export_run(run, tmp_path / "out")
+    info = read_export_info(out)
+    assert info.exporter == "dynamo" and "Attention" not in info.fused_ops and info.fused_ops["SkipLayerNormalization"]
+    assert re.fullmatch(r"exported with torch.onnx's dynamo exporter: the TorchScript exporter \(torch .*\) failed "
+                        r"\(RuntimeError: tracer failed\)", info.notes[0]), info.notes
+    assert info.notes[1].startswith("attention not fused") and len(info.notes) == 2
+    assert max_logit_diff(run, out, shapes=((1, 1), (4, 17), (2, 62)))[0] < 1e-5
+
+
+def test_large_weights_go_to_one_external_data_file(tmp_path, monkeypatch):
+    """Above EXTERNAL_DATA_BYTES (1 GiB; 0 here) the fused and the int8 graph keep their weights in
+    model.onnx.data: one protobuf holds at most 2 GiB."""
+    import onnx
+
+    import seqtag.inference.onnx_export
+
+    monkeypatch.setattr(seqtag.inference.onnx_export, "EXTERNAL_DATA_BYTES", 0)
+    run = make_run(tmp_path, junk=False)
+    for quantize in (None, "int8"):
+        out = export_run(run, tmp_path / str(quantize), quantize=quantize)
+        graph = onnx.load(str(out / ONNX_FILE), load_external_data=False).graph
+        outside = {e.value for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
+                   for e in t.external_data if e.key == "location"}
+        assert outside == {"model.onnx.data"} and (out / "model.onnx.data").is_file()
+        assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no stage directory left
+        assert read_export_info(out).fused_ops == FULL
+        assert max_logit_diff(run, out, shapes=((3, 9),))[0] < (1e-5 if quantize is None else 0.5)
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -181,13 +351,13 @@ def test_unknown_format_or_quantization_is_refused(tmp_path, kwargs, match):
 
 @pytest.mark.parametrize("failure", [RuntimeError("exporter crashed"), KeyboardInterrupt()])
 def test_a_failure_while_exporting_leaves_nothing(tmp_path, monkeypatch, failure):
-    import seqtag.inference.onnx
+    import seqtag.inference.onnx_export
 
     def half_written(model, path):
         path.write_bytes(b"half a graph")
         raise failure
 
-    monkeypatch.setattr(seqtag.inference.onnx, "_export_onnx", half_written)
+    monkeypatch.setattr(seqtag.inference.onnx_export, "_export_onnx", half_written)
     with pytest.raises(type(failure)):
         export_run(make_run(tmp_path, junk=False), tmp_path / "out")
     _assert_nothing_left(tmp_path, "out")
@@ -218,6 +388,8 @@ def test_cli_exports_predicts_and_evaluates_like_the_torch_run(tmp_path, capsys)
     run, data = train(from_dict(raw)), raw["data"]["dev"]
     export = tmp_path / "exported"
     assert main(["export", str(run), "--output", str(export)]) == 0
+    assert capsys.readouterr().out == (f"wrote {export}: fused EmbedLayerNormalization x1, Attention x2, BiasGelu x2, "
+                                       f"SkipLayerNormalization x4; int8 weights: none\n")
     for target, out in ((run, "torch"), (export, "onnx")):
         assert main(["predict", str(target), "--input", str(data), "--input-format", "conll",
                      "--output", str(tmp_path / f"{out}.jsonl")]) == 0
