@@ -121,8 +121,9 @@ def collate(features: Sequence[Mapping], pad_token_id: int, pad_to_multiple_of: 
     """Pad list columns to the longest example of the batch (rounded up as :func:`padded_width` says); add
     ``attention_mask``.
 
-    Returns ``input_ids`` (B, T), ``attention_mask`` (B, T), other list columns padded with their
-    :data:`PAD_VALUES` to the longest row of the column ((B, T) for the per-subword ones), and scalar columns (B,).
+    Returns ``input_ids`` (B, T), ``attention_mask`` (B, T), the per-subword list columns (one value per input id)
+    padded with their :data:`PAD_VALUES` to T, other list columns (the span head's word-level ones) to the longest
+    row of the column, and scalar columns (B,).
     """
     longest = padded_width(max(len(f["input_ids"]) for f in features), pad_to_multiple_of, max_length)
     out: dict[str, torch.Tensor] = {}
@@ -130,7 +131,8 @@ def collate(features: Sequence[Mapping], pad_token_id: int, pad_to_multiple_of: 
         first = features[0][key]
         if isinstance(first, (list, tuple)) or (isinstance(first, torch.Tensor) and first.ndim == 1):
             pad = pad_token_id if key == "input_ids" else PAD_VALUES.get(key, 0)
-            width = max(len(f[key]) for f in features)
+            per_subword = all(len(f[key]) == len(f["input_ids"]) for f in features)
+            width = longest if per_subword else max(len(f[key]) for f in features)  # per-subword columns: as input_ids
             rows = [list(f[key]) + [pad] * (width - len(f[key])) for f in features]
             out[key] = torch.tensor(rows, dtype=torch.long)
         else:
