@@ -268,8 +268,9 @@ def model_dir() -> Path:
 
 def exported(run: Path, out: Path, quantize: str | None) -> Path:
     """``out`` if it already holds an export of ``run`` with this quantization (not re-exported), else a new
-    export there (``seqtag.inference.onnx.export_run``; not timed)."""
-    from seqtag.inference.onnx import export_run, is_export_dir, read_export_info
+    export there (``seqtag.inference.onnx_export.export_run``; not timed)."""
+    from seqtag.inference.onnx import is_export_dir, read_export_info
+    from seqtag.inference.onnx_export import export_run
 
     if is_export_dir(out):
         info = read_export_info(out)

@@ -10,7 +10,7 @@ Configurations:
 * ``seqtag-tagger-bf16``: the same with bf16 autocast (``seqtag predict --bf16``)
 * ``seqtag-tagger-t1024``: fp32 with ``max_tokens=1024`` (``seqtag predict --max-tokens 1024``; default 4096):
   smaller batches of long sentences, lower peak memory
-* ``seqtag-onnx-fp32``: the run exported with ``seqtag.inference.onnx.export_run`` (not timed), loaded with
+* ``seqtag-onnx-fp32``: the run exported with ``seqtag.inference.onnx_export.export_run`` (not timed), loaded with
   ``seqtag.inference.onnx.load_export`` (ONNX Runtime, CPU, ``--threads`` intra-op threads) into the same ``Tagger``,
   batch 64
 * ``seqtag-onnx-int8``: the same with ``quantize="int8"`` (dynamic quantization of the MatMul weights)

@@ -156,7 +156,7 @@ def test_the_best_weights_are_reloaded_with_the_span_head(span_run):
 
 def test_predict_push_export_validate_and_stats_know_the_span_head(span_run, capsys):
     from seqtag.cli.main import main
-    from seqtag.inference.onnx import export_run
+    from seqtag.inference.onnx_export import export_run
     from seqtag.inference.predict import format_record, load_tagger, predict_stream
     from seqtag.publish.hub import check_finished_run, files_to_upload
     from seqtag.tasks.checks import check_config_inputs
