@@ -195,12 +195,14 @@ def test_training_checks_the_loaded_models_limit_before_it_starts(tmp_path, monk
 
 
 @pytest.mark.parametrize("overrides, gpu, expected", [
-    (["train.mixed_precision=fp16"], None, "train.mixed_precision=fp16 needs a GPU; on CPU use bf16 or no"),
+    (["train.mixed_precision=fp16"], None, "train.mixed_precision=fp16 needs a GPU; on a CPU use auto (fp32 here, "
+                                           "bf16 on CPUs with AMX), bf16 or no"),
     (["train.mixed_precision=bf16"], "Tesla V100", "train.mixed_precision=bf16 asks for bf16, which this GPU (Tesla "
                                                    "V100) does not support; use train.mixed_precision=fp16, or auto "
                                                    "(fp16 on this GPU)"),
-    (["train.output_dir={tmp}"], None, "output directory {tmp} already holds other files; choose another "
-                                       "train.output_dir, or pass train.overwrite=true"),
+    (["train.output_dir={tmp}"], None, "output directory {tmp} already holds other files and is not a seqtag run "
+                                       "directory, so seqtag will neither replace nor continue it; choose another "
+                                       "train.output_dir"),
     (["train.resume=true"], None, "train.resume=true but {tmp}/run holds no checkpoint to resume from"),
 ])
 def test_validate_runs_the_checks_training_starts_with(raw, tmp_path, monkeypatch, capsys, overrides, gpu, expected):
