@@ -173,7 +173,9 @@ def _forced_run(tmp_path: Path, model_dir: Path, null_threshold: float | None):
     (run_dir / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
     info = RunInfo(status="finished", task="qa", head="pointer", null_threshold=null_threshold)
     write_run_info(run_dir, info)
-    (run_dir / "model.safetensors").write_bytes(b"")  # loading is replaced below
+    from safetensors.torch import save_file
+
+    save_file({"stand_in": torch.zeros(1)}, str(run_dir / "model.safetensors"))  # a whole file; loading is replaced
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = ForcedQA(tokenizer.convert_tokens_to_ids("blue")).eval()
     return run_dir, FinishedRun(run_dir, cfg, info, model, tokenizer, None)
