@@ -166,7 +166,9 @@ def test_crf_scores_train_at_their_own_rate_without_weight_decay(tmp_path):
 def test_crf_config_written_by_the_run_reloads(crf_run, tmp_path):
     """The saved config resolves to the same head (used by evaluate/predict to rebuild the model)."""
     raw, run = crf_run
-    assert main(["validate", str(run / "seqtag_config.yaml")]) == 0
+    # the run's own directory holds the run, so validating its config for a new start names train.overwrite
+    assert main(["validate", str(run / "seqtag_config.yaml")]) == 2
+    assert main(["validate", str(run / "seqtag_config.yaml"), "train.overwrite=true"]) == 0
     path = write_config(tmp_path / "c.yaml", {**raw, "loss": {"name": "focal", "gamma": 2}})
     assert main(["validate", str(path)]) == 2
 
