@@ -1,7 +1,8 @@
 """Shared helpers of the speed benchmarks (``bench_train.py``, ``bench_predict.py``).
 
-Peak memory of a child process, this machine's matrix-multiply ceiling, FLOPs of a BERT encoder per token,
-entity agreement, and markdown tables. Pure functions except :func:`run_child` and :func:`matmul_gflops`.
+Peak memory of a child process, this machine's matrix-multiply ceiling (per dtype, capped in time), FLOPs of a
+BERT encoder per token, entity agreement, and markdown tables. Pure functions except :func:`run_child` and the
+ceiling measurements. The ONNX helpers are in ``_bench_onnx.py``.
 
 FLOPs of a BERT-style encoder (``L`` layers, width ``d``, feed-forward width ``f``, ``C`` output classes),
 counting multiply-adds as 2 FLOPs and only matrix products (embedding look-ups, softmax, GELU, LayerNorm,
@@ -88,39 +89,67 @@ def train_flops(lengths: Iterable[int], dims: EncoderDims) -> float:
 CEILING_SHAPES = ((32 * 48, 384, 1536), (32 * 48, 1536, 384), (32 * 48, 384, 384))
 
 
+CEILING_CAP_S = 20.0  # seconds per precision: bf16 emulated without AVX-512 took ~15 min uncapped
+
+
+def timed_rate(run, flops: float, repeats: int, inner: int, deadline: float | None) -> float:
+    """Median GFLOP/s of ``run()`` (``flops`` each), over ``repeats`` timings of ``inner`` calls; at
+    ``deadline`` (``time.perf_counter()``) it stops, keeping at least one call's timing."""
+    for _ in range(2):
+        run()  # warm-up: first calls pick kernels and allocate
+    rates = []
+    for _ in range(repeats):
+        t, calls = time.perf_counter(), 0
+        while calls < inner:
+            run()
+            calls += 1
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+        rates.append(flops * calls / (time.perf_counter() - t) / 1e9)
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+    return statistics.median(rates)
+
+
 def matmul_gflops(
-    m: int, k: int, n: int, dtype: str = "float32", repeats: int = 30, inner: int = 10
+    m: int, k: int, n: int, dtype: str = "float32", repeats: int = 30, inner: int = 10,
+    deadline: float | None = None,
 ) -> float:
-    """Median GFLOP/s of ``(m, k) @ (k, n)`` in ``dtype`` with torch's current thread count."""
+    """Median GFLOP/s of ``(m, k) @ (k, n)`` in ``dtype`` with torch's current thread count (cut short at
+    ``deadline``, a ``time.perf_counter()`` value)."""
     import torch
 
     dt = getattr(torch, dtype)
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(m, k, generator=gen).to(dt)
     b = torch.randn(k, n, generator=gen).to(dt)
-    for _ in range(3):
-        a @ b  # warm-up: first calls pick kernels and allocate
-    rates = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(inner):
-            a @ b
-        rates.append(2 * m * k * n * inner / (time.perf_counter() - t) / 1e9)
-    return statistics.median(rates)
+    return timed_rate(lambda: a @ b, 2 * m * k * n, repeats, inner, deadline)
 
 
-def ceiling(threads: int, repeats: int = 30) -> dict[str, float]:
-    """This machine's matmul rate, fp32 and bf16, GFLOP/s: the FLOP-weighted mean over :data:`CEILING_SHAPES`
-    of each shape's median rate (time-weighted: total FLOPs / total time)."""
+def flop_weighted(rates: list[float]) -> float:
+    """Total FLOPs / total time over :data:`CEILING_SHAPES`, given each shape's rate."""
+    flops = [2 * m * k * n for m, k, n in CEILING_SHAPES]
+    return sum(flops) / sum(f / r for f, r in zip(flops, rates))
+
+
+def ceiling(
+    threads: int, repeats: int = 30, cap_s: float = CEILING_CAP_S, dtypes: Sequence[str] = ("float32", "bfloat16"),
+) -> dict[str, float]:
+    """This machine's torch matmul rate per dtype, GFLOP/s: the FLOP-weighted mean over :data:`CEILING_SHAPES`
+    of each shape's median rate (time-weighted: total FLOPs / total time).
+
+    Each dtype gets at most ``cap_s`` seconds (a share per shape, at least one product each): a dtype without
+    native kernels (bf16 on an AVX2 CPU, ~20x slower than fp32) would otherwise take many minutes."""
     import torch
 
-    print(f"measuring the matmul ceiling with {threads} threads ...", file=sys.stderr, flush=True)
+    print(f"measuring the matmul ceiling ({', '.join(dtypes)}) with {threads} threads, at most {cap_s:g} s "
+          f"each ...", file=sys.stderr, flush=True)
     torch.set_num_threads(threads)
     out = {}
-    for dtype in ("float32", "bfloat16"):
-        flops = [2 * m * k * n for m, k, n in CEILING_SHAPES]
-        rates = [matmul_gflops(m, k, n, dtype, repeats) for m, k, n in CEILING_SHAPES]
-        out[dtype] = sum(flops) / sum(f / r for f, r in zip(flops, rates))
+    for dtype in dtypes:
+        start, share = time.perf_counter(), cap_s / len(CEILING_SHAPES)
+        out[dtype] = flop_weighted([matmul_gflops(m, k, n, dtype, repeats, deadline=start + (i + 1) * share)
+                                     for i, (m, k, n) in enumerate(CEILING_SHAPES)])
     return out
 
 
@@ -264,21 +293,6 @@ def model_dir() -> Path:
     from seqtag.paths import resolve
 
     return Path(resolve(MODEL_SPEC, "model"))
-
-
-def exported(run: Path, out: Path, quantize: str | None) -> Path:
-    """``out`` if it already holds an export of ``run`` with this quantization (not re-exported), else a new
-    export there (``seqtag.inference.onnx_export.export_run``; not timed)."""
-    from seqtag.inference.onnx import is_export_dir, read_export_info
-    from seqtag.inference.onnx_export import export_run
-
-    if is_export_dir(out):
-        info = read_export_info(out)
-        if info.source_run == str(Path(run).resolve()) and info.quantization == quantize:
-            return out
-        sys.exit(f"{out} holds an export of another run or quantization; remove it or choose another directory")
-    print(f"exporting {run} to {out} (quantization: {quantize}; not timed) ...", file=sys.stderr, flush=True)
-    return export_run(run, out, quantize=quantize)
 
 
 # ------------------------------------------------------------------------------------------------ entities

@@ -1,19 +1,22 @@
 """Do the ONNX exports of a run find the run's entities? torch fp32, ONNX fp32 and ONNX int8 on one labelled file.
 
 All three tag the same sentences through the same code (``seqtag.inference.predict.Tagger``: windows, batching, merge
-of windows, first-subword rule); only the model differs. For each ONNX model the report counts the sentences
+of windows, first-subword rule, the run's decoding: ``load_tagger`` and ``load_onnx_tagger``); only the model
+differs. For each ONNX model the report counts the sentences
 whose entity set (type, first word, end word) is identical to torch fp32's, names every sentence where it is
 not (line in the file, the words, both entity lists), and gives entity F1 of each model against the file's
-tags (``seqtag.metrics.ner_report``, conlleval mode, in the run's tag scheme). Exit status 1 when ONNX fp32
-differs from torch anywhere.
+tags (``seqtag.metrics.ner_report``, conlleval mode, in the run's tag scheme). The exports are those of ``seqtag
+export`` without and with ``--fuse`` (ONNX Runtime's transformer fusions, where the model's family fuses), each in
+float32 and int8; their ``export_info.json`` is summarised. Exit status 1 when a float32 export differs from torch
+anywhere, or when an int8 export's entity F1 is more than ``--max-int8-f1-drop`` points under torch's.
 
     PYTHONPATH=. python scripts/check_onnx_parity.py --run runs/conll2003-minilm \\
         --data ../shared/data/conll2003/dev.txt --out bench/onnx_parity.md
     PYTHONPATH=. python scripts/check_onnx_parity.py --run runs/quickstart --data \\
         seqtag/data/bundled/wnut17/dev.txt --max-sentences 20                      # smoke run
 
-The exports are written to ``--exports`` (default: a temporary directory, removed) as ``fp32/`` and
-``int8/``; exports already there from the same run are reused.
+The exports are written to ``--exports`` (default: a temporary directory, removed) as ``fp32/``, ``int8/``,
+``fp32-fused/`` and ``int8-fused/``; exports already there from the same run are reused.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import time
 from pathlib import Path
 
 import _bench_common as bc
+import _bench_onnx as bo
 
 
 def entity_set(tags: list[str], scheme: str) -> set[tuple[str, int, int]]:
@@ -62,6 +66,29 @@ def read_gold(run: Path, path: str, limit: int | None):
     return sents, gold, cfg.data.train_scheme
 
 
+def load_taggers(run: Path, exports: Path, batch_size: int, threads: int) -> tuple[dict, list[str]]:
+    """Torch fp32 and the ONNX exports (written into ``exports``, or reused from there) as taggers with the run's
+    decoding (``predict.decoding``, a CRF's transitions), and one line per export summarising its
+    export_info.json."""
+    from seqtag.inference.onnx import read_export_info
+    from seqtag.inference.predict import load_onnx_tagger, load_tagger
+
+    taggers = {"torch fp32": load_tagger(run, batch_size=batch_size, device="cpu")}
+    graphs = []
+    for fuse in (False, True):
+        for precision, quantize in (("fp32", None), ("int8", "int8")):
+            name, folder = f"onnx {precision}", precision
+            if fuse:
+                name, folder = f"{name} fused", f"{folder}-fused"
+            taggers[name] = load_onnx_tagger(bo.exported(run, exports / folder, quantize, fuse), batch_size,
+                                             threads=threads)
+            info = read_export_info(exports / folder)
+            graphs.append(f"- {name}: fused {', '.join(f'{op} {n}' for op, n in info.fused_ops.items()) or 'none'}; "
+                          f"int8 weights of {', '.join(info.quantized_ops) or 'none'}; exporter {info.exporter}"
+                          + "".join(f"; {note}" for note in info.notes))
+    return taggers, graphs
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="a finished seqtag NER run")
@@ -74,13 +101,13 @@ def main(argv=None) -> int:
     p.add_argument("--exports", help="directory for the fp32/ and int8/ exports (kept; reused when present)")
     p.add_argument("--threads", type=int, default=2, help="torch and ONNX Runtime intra-op threads")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-int8-f1-drop", type=float, default=0.3,
+                   help="entity F1 points an int8 export may lose against torch fp32 (default 0.3)")
     p.add_argument("--out", help="also write the report (markdown) here")
     args = p.parse_args(argv)
 
     import torch
 
-    from seqtag.inference.onnx import load_export
-    from seqtag.inference.predict import Tagger, load_tagger
     from seqtag.metrics import ner_report
     from seqtag.runs import require_finished_run
 
@@ -90,11 +117,7 @@ def main(argv=None) -> int:
     words = [list(s.tokens) for s in sents]
     exports = Path(args.exports or tempfile.mkdtemp(prefix="seqtag-onnx-parity-"))
     exports.mkdir(parents=True, exist_ok=True)
-    taggers = {"torch fp32": load_tagger(run, batch_size=args.batch_size, device="cpu")}
-    for name, quantize in (("onnx fp32", None), ("onnx int8", "int8")):
-        exp = load_export(bc.exported(run, exports / (quantize or "fp32"), quantize), threads=args.threads)
-        taggers[name] = Tagger(exp.model, exp.tokenizer, exp.labels, exp.scheme, exp.max_length, exp.stride,
-                               args.batch_size)
+    taggers, graphs = load_taggers(run, exports, args.batch_size, args.threads)
     tags, seconds = {}, {}
     for name, tagger in taggers.items():
         t = time.perf_counter()
@@ -124,12 +147,19 @@ def main(argv=None) -> int:
         rows, right=[False] + [True] * 6)
     header = f"Run: {run}. Data: {args.data}, {len(sents):,} sentences, {sum(map(len, words)):,} words; " \
              f"scheme {scheme}; {args.threads} threads; {bc.command_line()}"
-    bc.write_report("\n\n".join([header, table, *sections]), args.out)
+    int8_drops = {name: 100 * (f1["torch fp32"] - f1[name]) for name in taggers if "int8" in name}
+    fp32_differ = {name: len(d) for name, d in differ_by_model.items() if "fp32" in name and name != "torch fp32"}
+    verdict = ("Sentences whose entities differ from torch fp32's: "
+               + ", ".join(f"{name} {n}" for name, n in fp32_differ.items()) + " (allowed: 0). Entity F1 points lost "
+               "against torch fp32: " + ", ".join(f"{name} {drop:.2f}" for name, drop in int8_drops.items())
+               + f" (allowed: {args.max_int8_f1_drop:g}).")
+    bc.write_report("\n\n".join([header, "Exports (their export_info.json):\n\n" + "\n".join(graphs), table, verdict,
+                                  *sections]), args.out)
     if not args.exports:
         import shutil
 
         shutil.rmtree(exports, ignore_errors=True)
-    return 1 if differ_by_model["onnx fp32"] else 0
+    return 1 if any(fp32_differ.values()) or max(int8_drops.values()) > args.max_int8_f1_drop else 0
 
 
 if __name__ == "__main__":

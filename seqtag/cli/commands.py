@@ -178,10 +178,11 @@ def cmd_export(args) -> int:
     from seqtag.inference.onnx import read_export_info
     from seqtag.inference.onnx_export import export_run
 
-    out = export_run(args.run_dir, args.output, fmt=args.format, quantize=args.quantize)
+    fuse = {} if args.fuse is None else {"fuse": args.fuse}  # None: export_run's default
+    out = export_run(args.run_dir, args.output, fmt=args.format, quantize=args.quantize, **fuse)
     info = read_export_info(out)
-    fused = ", ".join(f"{op} x{n}" for op, n in info.fused_ops.items()) or "nothing"
-    print(f"wrote {out}: fused {fused}; int8 weights: {', '.join(info.quantized_ops) or 'none'}")
+    fused = ", ".join(f"{op} x{n}" for op, n in info.fused_ops.items()) or "none"
+    print(f"wrote {out}: ONNX Runtime fusions: {fused}; int8 weights: {', '.join(info.quantized_ops) or 'none'}")
     for note in info.notes:
         print(f"note: {note}")
     return 0

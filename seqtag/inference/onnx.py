@@ -10,9 +10,9 @@ the run's ``seqtag_config.yaml`` (tag scheme and window settings), the run's ``r
 what prediction needs, with :class:`OnnxTokenClassifier` standing in for the torch model:
 ``model(input_ids=..., attention_mask=...).logits`` is a float32 torch tensor.
 
-A fused graph holds ONNX Runtime's own operators (``com.microsoft`` domain: Attention, SkipLayerNormalization,
-BiasGelu, EmbedLayerNormalization, QAttention, DynamicQuantizeMatMul); it runs on ONNX Runtime, not on every ONNX
-runtime.
+A fused graph (``seqtag export --fuse``) holds ONNX Runtime's own operators (``com.microsoft`` domain: Attention,
+SkipLayerNormalization, BiasGelu, EmbedLayerNormalization, QAttention): it runs on ONNX Runtime only. The default
+graph and its int8 form (MatMulInteger, DynamicQuantizeLinear) are standard ONNX.
 """
 
 from __future__ import annotations
@@ -51,10 +51,11 @@ class ExportInfo:
     format: str  # "onnx"
     opset: int  # ONNX opset of the graph
     exporter: str  # "torchscript" (torch.onnx.export(dynamo=False), eager attention) or "dynamo"
-    fused_ops: dict[str, int]  # ONNX Runtime's transformer optimizer: fused operator -> count; {} unfused
+    fusion: bool  # ONNX Runtime's transformer optimizer asked for (seqtag export --fuse)
+    fused_ops: dict[str, int]  # what it fused: operator -> count; {} without fusion or when its graph was not kept
     quantization: str | None  # None (float32) or "int8" (dynamic; QInt8 weights, per column, of quantized_ops)
     quantized_ops: list[str]  # ONNX op types whose weights are int8 ("MatMul", "Attention"); empty for float32
-    notes: list[str]  # why the graph is unfused or its attention is, or which exporter stood in; [] when none
+    notes: list[str]  # why a fusion asked for was not kept or left attention apart, or which exporter stood in
     inputs: list[str]  # graph inputs, int64 (B, T)
     output: str  # graph output, float32 (B, T, C)
     task: str  # "ner"

@@ -1,21 +1,22 @@
-"""Exporting a finished NER run to ONNX: the graph, ONNX Runtime's transformer fusions, int8 weights.
+"""Exporting a finished NER run to ONNX: the graph, optionally ONNX Runtime's transformer fusions, int8 weights.
 
-:func:`export_run` writes an export directory (its files: :mod:`seqtag.inference.onnx`) in three steps, each
-checked against the run's torch model on padded batches of shapes other than the traced one:
+:func:`export_run` writes an export directory (its files: :mod:`seqtag.inference.onnx`) in up to three steps,
+each checked against the run's torch model on padded batches of shapes other than the traced one:
 
 1. **Graph.** ``torch.onnx.export(dynamo=False)``, the TorchScript exporter, traces the model loaded with eager
-   attention on a padded (2, 8) batch, batch and sequence axes dynamic, opset 18. Its graph keeps attention as
-   the MatMul/Softmax pattern that ONNX Runtime's optimizer fuses. The dynamo exporter's graph does not match
-   it: on a tiny BERT (torch 2.13, onnxscript 0.7, onnxruntime 1.31; 2026-12-07) the optimizer fused
-   SkipLayerNormalization and BiasGelu there and no Attention, with eager and with SDPA attention alike, and a
-   traced SDPA graph fused no Attention either. Should the TorchScript exporter fail (torch deprecated it in 2.9),
-   the dynamo exporter (``dynamo=True``) stands in, and ``export_info.json`` says so. ``token_type_ids`` is not
-   an input: seqtag never passes it (the model fills in zeros), so the graph computes what seqtag's torch model
-   computes.
-2. **Fusion.** ``onnxruntime.transformers.optimizer.optimize_model(model_type="bert", num_heads, hidden_size,
-   opt_level=0)``: the optimizer's fusions only, no graph optimization for this CPU baked in (the session applies
-   its own when it loads the model). What it fused (``get_fused_operator_statistics()``) is recorded as
-   ``fused_ops``. On the tiny encoders of tests/families.py (2026-12-07):
+   attention on a padded (2, 8) batch, batch and sequence axes dynamic, opset 18. ONNX Runtime fuses this graph
+   as it loads it (SkipLayerNormalization, BiasGelu, the attention scale into FusedMatMul), and its attention is
+   the MatMul/Softmax pattern that ONNX Runtime's transformer optimizer (step 2) fuses. The dynamo exporter's
+   graph does not match that pattern: on a tiny BERT (torch 2.13, onnxscript 0.7, onnxruntime 1.31; 2026-12-07)
+   the optimizer fused SkipLayerNormalization and BiasGelu there and no Attention, with eager and with SDPA
+   attention alike, and a traced SDPA graph fused no Attention either. Should the TorchScript exporter fail
+   (torch deprecated it in 2.9), the dynamo exporter (``dynamo=True``) stands in, and ``export_info.json`` says
+   so. ``token_type_ids`` is not an input: seqtag never passes it (the model fills in zeros), so the graph
+   computes what seqtag's torch model computes.
+2. **Fusion** (``fuse=True``, ``seqtag export --fuse``; off by default, see :data:`FUSE_DEFAULT`):
+   ``onnxruntime.transformers.optimizer.optimize_model(model_type="bert", num_heads, hidden_size, opt_level=0)``,
+   the optimizer's fusions only, nothing for this CPU baked in. What it fused (``get_fused_operator_statistics()``)
+   is recorded as ``fused_ops``. On the tiny encoders of tests/families.py (2026-12-07):
 
    | family | fused_ops (per layer; the embeddings) |
    | --- | --- |
@@ -25,15 +26,15 @@ checked against the run's torch model on padded batches of shapes other than the
    | ModernBERT | Gelu, 2 SkipLayerNormalization; attention (rotary, local windows) unfused |
 
    The fused graph is kept only when its logits match torch's within :data:`MAX_LOGIT_DIFF`; an optimizer
-   error, nothing fused, or a mismatch keeps the unfused graph, with a note in ``export_info.json``.
-3. **int8** (``quantize="int8"``): ONNX Runtime's dynamic quantization (``quantize_dynamic``) of the fused graph.
-   The weights of every ``MatMul`` with a constant weight (the attention output and both feed-forward matrices
-   of each layer, the classifier, and Q, K, V where attention is unfused) and of every fused ``Attention`` (its
-   packed Q, K, V matrix, as ``QAttention``) are stored as int8 (``QInt8``) with one scale per output column;
-   activations are quantized per batch on the fly (``DynamicQuantizeMatMul``). ``QAttention`` keeps 7 of the 8
-   bits (ONNX Runtime's ``reduce_range`` for it, against overflow in CPUs' int8 dot products).
-   ``DefaultTensorType`` FLOAT tells the quantizer the type of the tensors its shape inference cannot see past
-   ONNX Runtime's fused operators (all are float32 here). Embeddings, LayerNorm, GELU and softmax stay float32.
+   error, nothing fused, or a mismatch keeps the graph of step 1, with a note in ``export_info.json``.
+3. **int8** (``quantize="int8"``): ONNX Runtime's dynamic quantization (``quantize_dynamic``) of the graph. The
+   weights of every ``MatMul`` with a constant weight (Q, K, V, the attention output and both feed-forward
+   matrices of each layer, and the classifier) are stored as int8 (``QInt8``) with one scale per output column;
+   activations are quantized per batch on the fly (``DynamicQuantizeMatMul``). In a fused graph Q, K and V are
+   one ``Attention`` weight, quantized as ``QAttention``, with 7 of the 8 bits (ONNX Runtime's ``reduce_range``
+   for it, against overflow in CPUs' int8 dot products). ``DefaultTensorType`` FLOAT tells the quantizer the type
+   of the tensors its shape inference cannot see past ONNX Runtime's fused operators (all are float32 here).
+   Embeddings, LayerNorm, GELU, softmax and the two attention products stay float32.
 """
 
 from __future__ import annotations
@@ -75,15 +76,20 @@ ATTENTION_OPS = ("Attention", "MultiHeadAttention")
 EXTERNAL_DATA_BYTES = 1 << 30
 # quantized ONNX op -> the float op whose weights it holds as int8
 QUANTIZED_AS = {"MatMulInteger": "MatMul", "DynamicQuantizeMatMul": "MatMul", "QAttention": "Attention"}
-UNFUSED_NOTE = "not fused: export_run(fuse=False)"
+# Step 2 is off by default: in a CPU-time comparison on one thread of a shared 2-core AMD EPYC (AVX-512 VNNI;
+# MiniLM-L6 fine-tuned on CoNLL-2003 tagging 600 dev sentences at batch 64 through Tagger, onnxruntime 1.31.1,
+# 2026-12-07) the fused graph took more CPU time than the graph of step 1, in float32 and more so with int8
+# weights: ONNX Runtime's CPU Attention and SkipLayerNormalization kernels were slower there than the operators it
+# fuses by itself at load time. Both find the same entities as torch (docs/onnx/). scripts/bench_predict.py times
+# both (the -fused configurations).
+FUSE_DEFAULT = False
 
 
 def export_run(run_dir: str | Path, output_dir: str | Path, fmt: str = "onnx", quantize: str | None = None,
-               fuse: bool = True) -> Path:
+               fuse: bool = FUSE_DEFAULT) -> Path:
     """Export the finished NER run ``run_dir`` into the new directory ``output_dir``; return ``output_dir``.
 
-    ``fuse=False`` skips ONNX Runtime's transformer fusions (step 2 of the module docstring): the graph the
-    exporter wrote, as ``seqtag export`` made it before the fusions, for comparisons.
+    ``fuse=True`` applies ONNX Runtime's transformer fusions (step 2 of the module docstring).
 
     Everything is written into a temporary directory beside ``output_dir`` and renamed into place at the
     end: an error or an interrupt leaves nothing behind. An existing ``output_dir``, an unfinished or missing
@@ -149,6 +155,8 @@ def _write_export(run: Path, out: Path, quantize: str | None, fuse: bool, max_le
     graph_dir, fused_dir = out / ".graph", out / ".fused"  # one model.onnx (+ its data) each
     graph_dir.mkdir()
     exporter, notes = _export_onnx(model, graph_dir / ONNX_FILE)
+    if large:
+        _one_data_file(graph_dir / ONNX_FILE)
     with torch.no_grad():
         diff = _check_against_torch(model, graph_dir / ONNX_FILE, max_length)
         if diff > MAX_LOGIT_DIFF:
@@ -157,9 +165,7 @@ def _write_export(run: Path, out: Path, quantize: str | None, fuse: bool, max_le
                               f"{model.config.model_type} model faithfully; predict with the run itself "
                               f"(--backend torch)")
         fused_ops = {}
-        if not fuse:
-            notes.append(UNFUSED_NOTE)
-        else:
+        if fuse:
             fused_ops, fused_diff, fuse_notes = _fuse(model, graph_dir / ONNX_FILE, fused_dir, large, max_length)
             notes += fuse_notes
             if fused_ops:
@@ -178,7 +184,8 @@ def _write_export(run: Path, out: Path, quantize: str | None, fuse: bool, max_le
     for src, dst in (("config.json",) * 2, (CONFIG_FILE,) * 2, (INFO_FILE, SOURCE_RUN_INFO_FILE), (CRF_FILE,) * 2):
         if (run / src).is_file():
             shutil.copyfile(run / src, out / dst)
-    info = ExportInfo(format="onnx", opset=OPSET, exporter=exporter, fused_ops=fused_ops, quantization=quantize,
+    info = ExportInfo(format="onnx", opset=OPSET, exporter=exporter, fusion=fuse, fused_ops=fused_ops,
+                      quantization=quantize,
                       quantized_ops=quantized_ops, notes=notes, inputs=list(INPUTS), output=OUTPUT, task="ner",
                       source_run=str(run.resolve()), max_abs_logit_diff=diff, versions=_versions())
     # plain writes: the whole directory appears at once when it is renamed into place
@@ -265,6 +272,18 @@ def _export_dynamo(model, path: Path) -> None:
                           f"{model.config.model_type} model: {type(e).__name__}: {str(e).splitlines()[0]}; "
                           f"predict with the run itself (--backend torch)") from e
     program.save(str(path))
+
+
+def _one_data_file(path: Path) -> None:
+    """Rewrite the graph at ``path`` with its weights in one ``model.onnx.data`` beside it (the TorchScript exporter
+    writes a file per tensor for a model over 2 GiB, and none below)."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    for f in path.parent.iterdir():
+        f.unlink()
+    onnx.save_model(graph, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=path.name + ".data")
 
 
 def _fuse(model, src: Path, out_dir: Path, large: bool, max_length: int) -> tuple[dict[str, int], float, list[str]]:

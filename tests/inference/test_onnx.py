@@ -1,6 +1,6 @@
-"""seqtag.inference.onnx and onnx_export: the fused ONNX graph computes the run's logits on any batch and length for
-every encoder family, prediction through it finds the same entities, int8 mostly agrees, a fusion that changes the
-logits is not kept, and bad input fails before anything is left on disk."""
+"""seqtag.inference.onnx and onnx_export: the ONNX graph, with and without ONNX Runtime's fusions, computes the run's
+logits on any batch and length for every encoder family, prediction through it finds the same entities, int8 mostly
+agrees, a fusion that changes the logits is not kept, and bad input fails before anything is left on disk."""
 
 import json
 import re
@@ -19,7 +19,7 @@ from seqtag.inference.onnx import (
     load_export,
     read_export_info,
 )
-from seqtag.inference.onnx_export import UNFUSED_NOTE, export_run
+from seqtag.inference.onnx_export import export_run
 from seqtag.inference.predict import Tagger, entities, load_tagger
 from tests.fake_run import NER_LABELS, make_run
 from tests.families import FAMILIES
@@ -59,6 +59,16 @@ def int8(run, tmp_path_factory):
     return export_run(run, tmp_path_factory.mktemp("exports") / "int8", quantize="int8")
 
 
+@pytest.fixture(scope="module")
+def fused_fp32(run, tmp_path_factory):
+    return export_run(run, tmp_path_factory.mktemp("exports") / "fused-fp32", fuse=True)
+
+
+@pytest.fixture(scope="module")
+def fused_int8(run, tmp_path_factory):
+    return export_run(run, tmp_path_factory.mktemp("exports") / "fused-int8", quantize="int8", fuse=True)
+
+
 def _sentences():
     sents = [[w for w, _ in s] for s in sentences(50, seed=11)]
     sents.append(sents[0] * 9)  # longer than max_length=32 subwords: three windows
@@ -85,9 +95,9 @@ def test_export_directory_holds_graph_tokenizer_labels_config_and_info(run, fp32
     assert (fp32 / SOURCE_RUN_INFO_FILE).read_bytes() == (run / "run_info.json").read_bytes()
     assert not (fp32 / "run_info.json").exists()  # an export is not a run directory
     info = read_export_info(fp32)
-    assert (info.format, info.opset, info.exporter, info.quantization, info.quantized_ops, info.notes) == (
-        "onnx", 18, "torchscript", None, [], [])
-    assert info.fused_ops == FULL and {"Attention", "EmbedLayerNormalization"} <= {n.op_type for n in graph.node}
+    assert (info.format, info.opset, info.exporter, info.fusion, info.fused_ops, info.quantization,
+            info.quantized_ops, info.notes) == ("onnx", 18, "torchscript", False, {}, None, [], [])
+    assert not {n.domain for n in graph.node} - {""}  # standard ONNX operators only
     assert info.source_run == str(run.resolve()) and info.max_abs_logit_diff < 1e-5
     assert set(info.versions) == {"seqtag", "torch", "transformers", "onnx", "onnxscript", "onnxruntime"}
     exp = load_export(fp32)
@@ -115,10 +125,11 @@ def test_onnx_logits_equal_torch_logits_for_any_batch_and_length(run, fp32, batc
     assert (got - want).abs().max().item() < 1e-4
 
 
-def test_tagger_with_onnx_model_finds_the_torch_models_entities(run, fp32):
+@pytest.mark.parametrize("export", ["fp32", "fused_fp32"])
+def test_tagger_with_onnx_model_finds_the_torch_models_entities(run, export, request):
     sents = _sentences()
     want = load_tagger(run, batch_size=16, device="cpu").tag(sents)
-    got = onnx_tagger(fp32, batch_size=16).tag(sents)
+    got = onnx_tagger(request.getfixturevalue(export), batch_size=16).tag(sents)
     n_entities = 0
     for words, (t_tags, t_scores), (o_tags, o_scores) in zip(sents, want, got):
         assert o_tags == t_tags
@@ -130,15 +141,22 @@ def test_tagger_with_onnx_model_finds_the_torch_models_entities(run, fp32):
     assert n_entities >= 50  # the run really tags: about two entities per sentence
 
 
-def test_int8_export_quantizes_attention_and_matmul_weights_and_mostly_agrees_with_fp32(fp32, int8):
+@pytest.mark.parametrize("float32,quantized,fused", [("fp32", "int8", False), ("fused_fp32", "fused_int8", True)])
+def test_int8_export_quantizes_the_weights_and_mostly_agrees_with_fp32(float32, quantized, fused, request):
     import onnx
 
+    fp32, int8 = request.getfixturevalue(float32), request.getfixturevalue(quantized)
     info = read_export_info(int8)
-    assert (info.quantization, info.quantized_ops, info.fused_ops) == ("int8", ["Attention", "MatMul"], FULL)
     ops = [n.op_type for n in onnx.load(str(int8 / ONNX_FILE)).graph.node]
-    # per layer: Q, K, V in one QAttention; attention output, feed-forward up and down; then the classifier
-    assert ops.count("QAttention") == 2 and ops.count("MatMulInteger") == 2 * 3 + 1
-    assert ops.count("MatMul") == ops.count("Attention") == 0
+    if fused:
+        assert (info.quantization, info.quantized_ops, info.fused_ops) == ("int8", ["Attention", "MatMul"], FULL)
+        # per layer: Q, K, V in one QAttention; attention output, feed-forward up and down; then the classifier
+        assert ops.count("QAttention") == 2 and ops.count("MatMulInteger") == 2 * 3 + 1
+        assert ops.count("MatMul") == ops.count("Attention") == 0
+    else:
+        assert (info.quantization, info.quantized_ops, info.fused_ops) == ("int8", ["MatMul"], {})
+        # 2 layers x (Q, K, V, attention output, feed-forward up, down) + the classifier; Q K^T and softmax V float
+        assert ops.count("MatMulInteger") == 13 and ops.count("MatMul") == 4
     sents = _sentences()
     ref = [t for tags, _ in onnx_tagger(fp32).tag(sents) for t in tags]
     got = [t for tags, _ in onnx_tagger(int8).tag(sents) for t in tags]
@@ -208,9 +226,10 @@ def test_every_family_exports_a_fused_graph_that_computes_its_logits(family_dir,
     """Each family fuses what its graph allows (attention everywhere but DeBERTa's relative and ModernBERT's
     rotary attention, which the note names), and the fused graph, float32 or int8, computes the run's logits."""
     run = family_run(tmp_path, family_dir(family))
-    fp32, int8 = export_run(run, tmp_path / "fp32"), export_run(run, tmp_path / "int8", quantize="int8")
+    fp32 = export_run(run, tmp_path / "fp32", fuse=True)
+    int8 = export_run(run, tmp_path / "int8", quantize="int8", fuse=True)
     info = read_export_info(fp32)
-    assert (info.exporter, info.fused_ops) == ("torchscript", FUSED[family])
+    assert (info.exporter, info.fusion, info.fused_ops) == ("torchscript", True, FUSED[family])
     attention = "Attention" in FUSED[family]
     assert [n.split(":")[0] for n in info.notes] == ([] if attention else ["attention not fused"])
     diff, scale = max_logit_diff(run, fp32)
@@ -244,20 +263,18 @@ def _failing(*args, **kwargs):
     (_corrupted, r"not fused: the fused graph's logits differed from the run's by up to 1\.00e\+00 \(more than 0\.001\)"),
     (lambda real: _failing, r"not fused: ONNX Runtime's transformer optimizer failed on this bert graph "
                             r"\(ValueError: no pattern for this graph\)"),
-    (None, re.escape(UNFUSED_NOTE)),
 ])
-def test_an_unfused_graph_is_exported_when_fusion_fails_changes_the_logits_or_is_not_asked_for(
-        tmp_path, monkeypatch, optimizer, note):
+def test_the_unfused_graph_is_exported_when_fusion_fails_or_changes_the_logits(tmp_path, monkeypatch, optimizer, note):
     import onnx
     import onnxruntime.transformers.optimizer
 
     run = make_run(tmp_path, junk=False)
-    if optimizer:
-        monkeypatch.setattr(onnxruntime.transformers.optimizer, "optimize_model",
-                            optimizer(onnxruntime.transformers.optimizer.optimize_model))
-    out = export_run(run, tmp_path / "out", quantize="int8", fuse=optimizer is not None)
+    monkeypatch.setattr(onnxruntime.transformers.optimizer, "optimize_model",
+                        optimizer(onnxruntime.transformers.optimizer.optimize_model))
+    out = export_run(run, tmp_path / "out", quantize="int8", fuse=True)
     info = read_export_info(out)
-    assert info.fused_ops == {} and len(info.notes) == 1 and re.fullmatch(note + ".*", info.notes[0]), info.notes
+    assert info.fusion and info.fused_ops == {} and len(info.notes) == 1, info.notes
+    assert re.fullmatch(note + ".*", info.notes[0]), info.notes
     assert info.quantized_ops == ["MatMul"] and info.max_abs_logit_diff < 1e-5
     ops = {n.op_type for n in onnx.load(str(out / ONNX_FILE)).graph.node}
     assert "QAttention" not in ops and "SkipLayerNormalization" not in ops and "MatMulInteger" in ops
@@ -273,7 +290,7 @@ def test_the_dynamo_exporter_stands_in_when_the_torchscript_exporter_fails(tmp_p
 
     monkeypatch.setattr(seqtag.inference.onnx_export, "_export_torchscript", fails)
     run = make_run(tmp_path, junk=False)
-    out = export_run(run, tmp_path / "out")
+    out = export_run(run, tmp_path / "out", fuse=True)
     info = read_export_info(out)
     assert info.exporter == "dynamo" and "Attention" not in info.fused_ops and info.fused_ops["SkipLayerNormalization"]
     assert re.fullmatch(r"exported with torch.onnx's dynamo exporter: the TorchScript exporter \(torch .*\) failed "
@@ -283,22 +300,22 @@ def test_the_dynamo_exporter_stands_in_when_the_torchscript_exporter_fails(tmp_p
 
 
 def test_large_weights_go_to_one_external_data_file(tmp_path, monkeypatch):
-    """Above EXTERNAL_DATA_BYTES (1 GiB; 0 here) the fused and the int8 graph keep their weights in
-    model.onnx.data: one protobuf holds at most 2 GiB."""
+    """Above EXTERNAL_DATA_BYTES (1 GiB; 0 here) every graph keeps its weights in one model.onnx.data: one
+    protobuf holds at most 2 GiB."""
     import onnx
 
     import seqtag.inference.onnx_export
 
     monkeypatch.setattr(seqtag.inference.onnx_export, "EXTERNAL_DATA_BYTES", 0)
     run = make_run(tmp_path, junk=False)
-    for quantize in (None, "int8"):
-        out = export_run(run, tmp_path / str(quantize), quantize=quantize)
+    for quantize, fuse in ((None, False), (None, True), ("int8", True)):
+        out = export_run(run, tmp_path / f"{quantize}-{fuse}", quantize=quantize, fuse=fuse)
         graph = onnx.load(str(out / ONNX_FILE), load_external_data=False).graph
         outside = {e.value for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
                    for e in t.external_data if e.key == "location"}
         assert outside == {"model.onnx.data"} and (out / "model.onnx.data").is_file()
         assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no stage directory left
-        assert read_export_info(out).fused_ops == FULL
+        assert read_export_info(out).fused_ops == (FULL if fuse else {})
         assert max_logit_diff(run, out, shapes=((3, 9),))[0] < (1e-5 if quantize is None else 0.5)
 
 
@@ -388,8 +405,11 @@ def test_cli_exports_predicts_and_evaluates_like_the_torch_run(tmp_path, capsys)
     run, data = train(from_dict(raw)), raw["data"]["dev"]
     export = tmp_path / "exported"
     assert main(["export", str(run), "--output", str(export)]) == 0
-    assert capsys.readouterr().out == (f"wrote {export}: fused EmbedLayerNormalization x1, Attention x2, BiasGelu x2, "
-                                       f"SkipLayerNormalization x4; int8 weights: none\n")
+    assert capsys.readouterr().out == f"wrote {export}: ONNX Runtime fusions: none; int8 weights: none\n"
+    fused = tmp_path / "fused"
+    assert main(["export", str(run), "--output", str(fused), "--fuse", "--quantize", "int8"]) == 0
+    assert capsys.readouterr().out == (f"wrote {fused}: ONNX Runtime fusions: EmbedLayerNormalization x1, Attention x2, "
+                                       f"BiasGelu x2, SkipLayerNormalization x4; int8 weights: Attention, MatMul\n")
     for target, out in ((run, "torch"), (export, "onnx")):
         assert main(["predict", str(target), "--input", str(data), "--input-format", "conll",
                      "--output", str(tmp_path / f"{out}.jsonl")]) == 0
