@@ -110,6 +110,7 @@ STAGES = (
 )
 DRY_ESTIMATE_S = 30  # every stage of --dry-run
 # (name, kind, bf16 autocast or pipeline batch size); repeats of the pipeline's default (one text at a time) are 1
+PREDICT_BATCH = 64  # sentences per forward pass of seqtag's Tagger, the batch size of `seqtag predict`
 PREDICT_ROWS = (("seqtag-tagger", "tagger", False), ("seqtag-tagger-bf16", "tagger", True),
                 ("pipeline-default", "pipeline", None), ("pipeline-b64", "pipeline", 64))
 
@@ -332,7 +333,7 @@ def child_predict(spec: dict) -> dict:
         try:
             t = time.perf_counter()
             if kind == "tagger":
-                model = load_tagger(run, batch_size=bp.BATCH, autocast=option)
+                model = load_tagger(run, batch_size=PREDICT_BATCH, autocast=option)
                 model.tag(sentences[:8])  # warm-up: kernel selection and allocations, not timed
                 load_s = time.perf_counter() - t
                 row = bp.tag_passes(model, sentences, spec["repeats"])
