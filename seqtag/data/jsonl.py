@@ -97,16 +97,7 @@ def read_jsonl(
     key is an error naming the keys expected and the keys it has.
     """
     src = str(path)
-    codec_name(encoding, src)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise DataError(f"cannot read {src}: {e.strerror or e}") from None
-    text = decode_text(data, encoding, src)
-    if text.lstrip().startswith("["):
-        records: Iterable[tuple[int, Any]] = _json_array(text, src)
-    else:
-        records = _json_lines(text, src)
+    records = json_records(path, encoding)
     keys = (tags_key,) if isinstance(tags_key, str) else tuple(tags_key or ())
     sentences: list[Sentence] = []
     for lineno, record in records:
@@ -122,6 +113,19 @@ def read_jsonl(
     if not sentences:
         raise DataError(f"no sentences in {src} (no JSON records)")
     return sentences
+
+
+def json_records(path: str | Path, encoding: str = "utf-8") -> Iterable[tuple[int, Any]]:
+    """The records of a JSON Lines file (one object per line) or of a JSON array, each with its line number;
+    a file that cannot be read or decoded, or a line that is not JSON, is a ``DataError`` naming file and line."""
+    src = str(path)
+    codec_name(encoding, src)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {src}: {e.strerror or e}") from None
+    text = decode_text(data, encoding, src)
+    return _json_array(text, src) if text.lstrip().startswith("[") else _json_lines(text, src)
 
 
 def _json_lines(text: str, src: str) -> Iterator[tuple[int, Any]]:

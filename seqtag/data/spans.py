@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from seqtag.config import DataConfig
 from seqtag.data import schemes
-from seqtag.data.files import check_readable_file, codec_name, decode_text
-from seqtag.data.jsonl import _json_array, _json_lines
+from seqtag.data.files import check_readable_file
+from seqtag.data.jsonl import json_records
 from seqtag.data.ner import read_split as read_tagged_split
 from seqtag.data.ner import source_scheme
 from seqtag.data.sentence import validate_sentences
@@ -70,22 +70,12 @@ class SpanData:
     notes: dict
 
 
-def _records(path: str | Path, encoding: str) -> Iterable[tuple[int, Any]]:
-    src = str(path)
-    codec_name(encoding, src)
-    try:
-        text = decode_text(Path(path).read_bytes(), encoding, src)
-    except OSError as e:
-        raise DataError(f"cannot read {src}: {e.strerror or e}") from None
-    return _json_array(text, src) if text.lstrip().startswith("[") else _json_lines(text, src)
-
-
 def is_span_file(path: str | Path, encoding: str = "utf-8") -> bool:
     """Whether ``path`` is JSON(L) whose first record holds entity spans (an ``entities`` or ``entity_mentions``
     key) rather than tags."""
     if Path(path).suffix.lower() not in (".jsonl", ".json") or not Path(path).is_file():
         return False
-    first = next(iter(_records(path, encoding)), (0, None))[1]
+    first = next(iter(json_records(path, encoding)), (0, None))[1]
     return isinstance(first, dict) and any(k in first for k in ENTITY_KEYS)
 
 
@@ -178,7 +168,7 @@ def read_span_file(path: str | Path, *, tokenizer=None, on_misaligned: str = "er
     the number of character spans widened to word boundaries. Errors name ``file:line``."""
     check_readable_file(path, key)
     src, out, widened = str(path), [], 0
-    for line, record in _records(path, encoding):
+    for line, record in json_records(path, encoding):
         if not isinstance(record, dict):
             raise DataError(f"{src}:{line}: expected a JSON object, got {type(record).__name__}")
         if tokens_key in record:
