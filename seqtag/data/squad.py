@@ -335,27 +335,40 @@ def load_hub_qa(name_or_path: str | Path, split: str) -> list[QAExample]:
 # the configured splits of a QA run, and questions to answer
 
 
-def check_answered(examples: Sequence[QAExample], source: object) -> None:
-    """Refuse unanswerable questions in a run that reads SQuAD v1.1 (``data.allow_unanswerable: false``)."""
+def check_answered(examples: Sequence[QAExample], source: object, evaluate_at: str | None = None) -> None:
+    """Refuse unanswerable questions in a run that reads SQuAD v1.1 (``data.allow_unanswerable: false``).
+
+    The fix the message gives depends on the command. Training (``evaluate_at`` None) would learn to answer ""
+    and tune the no-answer threshold on ``data.dev`` (0.5 without a dev split). ``seqtag evaluate`` trains and
+    tunes nothing: ``evaluate_at`` says at which threshold it would score them, e.g. ``"--null-threshold 0.3"``.
+    """
     missing = [ex.id for ex in examples if not ex.answers]
-    if missing:
-        raise DataError(f"{source}: {len(missing):,} of {len(examples):,} questions have no answer (first: "
-                        f"{missing[0]!r}), as in SQuAD 2.0; this run reads SQuAD v1.1, where every question has one. "
-                        "Set data.allow_unanswerable=true to train and score unanswerable questions (the model learns "
-                        'to answer "" and a no-answer threshold is tuned on dev), or remove those questions')
+    if not missing:
+        return
+    if evaluate_at is None:
+        fix = ('Set data.allow_unanswerable=true to train and score unanswerable questions (the model learns to answer '
+               '"" and the no-answer threshold is tuned on data.dev, 0.5 without a dev split), or remove those '
+               "questions")
+    else:
+        fix = ("To score them, add data.allow_unanswerable=true: evaluate tunes no threshold and scores them with the "
+               f"SQuAD 2.0 evaluator at {evaluate_at}. Or remove those questions")
+    raise DataError(f"{source}: {len(missing):,} of {len(examples):,} questions have no answer (first: "
+                    f"{missing[0]!r}), as in SQuAD 2.0; this run reads SQuAD v1.1, where every question has one. "
+                    + fix)
 
 
-def read_split(data, split: str, articles_cache: dict | None = None) -> tuple[list[QAExample], list[dict] | None]:
+def read_split(data, split: str, articles_cache: dict | None = None,
+               evaluate_at: str | None = None) -> tuple[list[QAExample], list[dict] | None]:
     """Examples of one configured split (``data.train``/``dev``/``test``) and, for a SQuAD file, its articles.
 
     ``data.<split>_articles = [start, end)`` selects those articles of a SQuAD ``.json``/``.zip`` (e.g. train
     ``[0, 38]`` and dev ``[38, 48]`` of the same file). ``articles_cache`` (path -> articles) avoids parsing a file
     twice. No example limit is applied here. Unanswerable questions are refused unless
-    ``data.allow_unanswerable`` (:func:`check_answered`).
+    ``data.allow_unanswerable`` (:func:`check_answered`; ``evaluate_at`` when ``seqtag evaluate`` reads the split).
     """
     examples, articles = _read_split(data, split, articles_cache)
     if not data.allow_unanswerable:
-        check_answered(examples, f"data.{split}")
+        check_answered(examples, f"data.{split}", evaluate_at)
     return examples, articles
 
 

@@ -86,7 +86,8 @@ def evaluate_run(run_dir: str | Path, data_path: str | Path, batch_size: int | N
     model = accelerator.prepare(run.model)
     if run.cfg.task == "qa":
         threshold = run_null_threshold(run.cfg, run.info.null_threshold, null_threshold)
-        return _evaluate_qa(run, model, Path(data_path), accelerator, batch_size, max_tokens, threshold)
+        return _evaluate_qa(run, model, Path(data_path), accelerator, batch_size, max_tokens, threshold,
+                            _unanswerable_threshold(run.info.null_threshold, null_threshold))
     if run.cfg.model.head == "span":
         report, rows = evaluate_span_run(run, model, str(data_path), accelerator, batch_size, max_tokens)
         return Evaluation(SplitScores.from_dict(report), rows)
@@ -109,6 +110,17 @@ def _check_null_threshold(run_dir: str | Path, null_threshold: float | None, bac
     if backend == "onnx" or load_config(Path(run_dir) / CONFIG_FILE).task != "qa":
         raise ConfigError(f"--null-threshold is for QA runs with unanswerable questions; {run_dir} is an NER run")
     check_null_threshold(null_threshold)
+
+
+def _unanswerable_threshold(recorded: float | None, override: float | None) -> str:
+    """The threshold ``data.allow_unanswerable=true`` would make evaluate score at (:func:`run_null_threshold`), in
+    words, for the message that refuses unanswerable questions in a run read as SQuAD v1.1."""
+    if override is not None:
+        return f"--null-threshold {override:g}"
+    if recorded is not None:
+        return f"the no-answer threshold {recorded:.6g} that the run recorded (--null-threshold P sets another)"
+    return ("the default no-answer threshold 0.5 (--null-threshold P sets another); this run was trained without "
+            'unanswerable questions, so its model never learned to answer ""')
 
 
 def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_size: int, max_tokens: int,
@@ -134,7 +146,7 @@ def _evaluate_ner(run: FinishedRun, model, data_path: str, accelerator, batch_si
 
 
 def _evaluate_qa(run: FinishedRun, model, path: Path, accelerator, batch_size: int, max_tokens: int,
-                 null_threshold: float | None = None) -> Evaluation:
+                 null_threshold: float | None, evaluate_at: str) -> Evaluation:
     data = run.cfg.data
     examples = read_qa(path, encoding=data.encoding)
     articles = squad_articles(path, data.encoding) if path.suffix.lower() in (".json", ".zip") else None
@@ -142,7 +154,7 @@ def _evaluate_qa(run: FinishedRun, model, path: Path, accelerator, batch_size: i
     if len(kept) < len(examples):
         examples, articles = kept, None  # score only the kept questions, as training does
     if not data.allow_unanswerable:
-        check_answered(examples, path)
+        check_answered(examples, path, evaluate_at)
     with accelerator.main_process_first():
         features = prepare_features(examples, run.tokenizer, data.max_length, data.doc_stride, data.qa_head,
                                     with_labels=False)

@@ -365,7 +365,15 @@ def test_a_squad_v11_run_refuses_unanswerable_questions_naming_the_setting(tmp_p
         read_split(_qa_data(path, allow=False), split)
     msg = str(err.value)
     assert msg.startswith(f"data.{split}: 2 of 3 questions have no answer (first: 'n')")
-    assert "reads SQuAD v1.1" in msg and "data.allow_unanswerable=true" in msg
+    assert msg.endswith("; this run reads SQuAD v1.1, where every question has one. Set data.allow_unanswerable=true "
+                        'to train and score unanswerable questions (the model learns to answer "" and the no-answer '
+                        "threshold is tuned on data.dev, 0.5 without a dev split), or remove those questions")
+    # read by `seqtag evaluate`, which trains and tunes nothing: the threshold it would score at
+    with pytest.raises(DataError) as err:
+        read_split(_qa_data(path, allow=False), split, evaluate_at="--null-threshold 0.3")
+    assert str(err.value).endswith("where every question has one. To score them, add data.allow_unanswerable=true: "
+                                   "evaluate tunes no threshold and scores them with the SQuAD 2.0 evaluator at "
+                                   "--null-threshold 0.3. Or remove those questions")
     examples, articles = read_split(_qa_data(path, allow=True), split)
     assert examples == V2_EXPECTED and articles == V2_ARTICLES
     # a v1.1 file reads as before either way

@@ -91,8 +91,17 @@ def test_evaluate_reproduces_the_run_and_takes_another_threshold(toy2):
     one = evaluate_run(toy2.run, toy2.squad, null_threshold=1.0)
     assert "" not in one.predictions.values() and one.scores.no_ans_exact_match == 0.0
     # read as a SQuAD v1.1 run, the same file is refused, naming the setting
-    with pytest.raises(DataError, match=r"toy2.json: 4 of 12 questions have no answer.*data.allow_unanswerable=true"):
+    # the fix names the threshold evaluate would score at, which it does not tune
+    recorded = json.loads((toy2.run / "run_info.json").read_text())["null_threshold"]
+    with pytest.raises(DataError) as err:
         evaluate_run(toy2.run, toy2.squad, overrides=["data.allow_unanswerable=false"])
+    assert str(err.value) == (
+        f"{toy2.squad}: 4 of 12 questions have no answer (first: 'n0'), as in SQuAD 2.0; this run reads SQuAD v1.1, "
+        "where every question has one. To score them, add data.allow_unanswerable=true: evaluate tunes no threshold "
+        f"and scores them with the SQuAD 2.0 evaluator at the no-answer threshold {recorded:.6g} that the run "
+        "recorded (--null-threshold P sets another). Or remove those questions")
+    with pytest.raises(DataError, match=r"evaluator at --null-threshold 0.25\. Or remove those questions$"):
+        evaluate_run(toy2.run, toy2.squad, overrides=["data.allow_unanswerable=false"], null_threshold=0.25)
 
 
 def test_evaluate_cli_prints_hasans_noans_and_takes_a_threshold(toy2, tmp_path, capsys):

@@ -406,6 +406,31 @@ def test_evaluate_keeps_max_eval_examples_questions(toy):
     assert cut.scores.exact_match == pytest.approx(sum(cut.predictions[q] == gold[q] for q in cut.predictions) / 2)
 
 
+def test_evaluate_of_a_squad_v11_run_on_unanswerable_questions_says_what_the_setting_does(toy, tmp_path):
+    """A run trained without data.allow_unanswerable recorded no threshold: evaluate's message says the file would be
+    scored at the default 0.5, not at a threshold tuned on dev, and with the setting it is."""
+    from seqtag.tasks.evaluate import evaluate_run
+
+    data = toy_squad(toy.recs)
+    data["data"][0]["paragraphs"][0]["qas"].append({"id": "n0", "question": "what is the box ?", "answers": []})
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        evaluate_run(toy.runs["pointer"], path)
+    message = str(err.value)
+    assert message == (
+        f"{path}: 1 of 9 questions have no answer (first: 'n0'), as in SQuAD 2.0; this run reads SQuAD v1.1, where "
+        "every question has one. To score them, add data.allow_unanswerable=true: evaluate tunes no threshold and "
+        "scores them with the SQuAD 2.0 evaluator at the default no-answer threshold 0.5 (--null-threshold P sets "
+        'another); this run was trained without unanswerable questions, so its model never learned to answer "". '
+        "Or remove those questions")
+    assert "tuned on" not in message
+    scored = evaluate_run(toy.runs["pointer"], path, overrides=["data.allow_unanswerable=true"])
+    assert (scored.scores.null_threshold, scored.scores.has_ans_total, scored.scores.no_ans_total) == (0.5, 8, 1)
+    assert evaluate_run(toy.runs["pointer"], path, overrides=["data.allow_unanswerable=true"],
+                        null_threshold=0.2).scores.null_threshold == 0.2
+
+
 def test_pointer_head_rejects_per_class_loss_parameters(toy):
     from seqtag.modeling.accel import make_accelerator
     from seqtag.modeling.loading import load_tokenizer
