@@ -99,12 +99,14 @@ def cmd_evaluate(args) -> int:
     from seqtag.runs import write_json_atomic, write_text_atomic
     from seqtag.tasks.evaluate import evaluate_run
 
-    _check_writable({"--output": args.output, "--predictions": args.predictions}, {"--data": args.data})
+    inputs = {"--data": args.data} if args.data else {f"--split {args.split}": _split_file(args.run_dir, args.split,
+                                                                                          args.overrides)}
+    _check_writable({"--output": args.output, "--predictions": args.predictions}, inputs)
     result = evaluate_run(args.run_dir, args.data, args.batch_size, args.max_tokens, args.overrides, args.decoding,
-                          _backend(args.run_dir, args.backend), null_threshold=args.null_threshold)
+                          _backend(args.run_dir, args.backend), null_threshold=args.null_threshold, split=args.split)
     if not is_main_process():
         return 0
-    _print_metrics({args.data: result.scores.to_dict()})
+    _print_metrics({args.data or f"data.{args.split}": result.scores.to_dict()})
     if args.output:  # one split's scores, as in metrics.json
         write_json_atomic(Path(args.output), result.scores.to_dict())
     if args.predictions:
@@ -114,6 +116,21 @@ def cmd_evaluate(args) -> int:
             lines = [f"{w} {g} {p}" if p is not None else "" for w, g, p in result.predictions]
             write_text_atomic(Path(args.predictions), "\n".join(lines) + "\n")
     return 0
+
+
+def _split_file(run_dir: str, split: str, overrides: list[str]) -> str | None:
+    """The file of a run's configured ``split`` (``evaluate --split``), which no output may replace; None for a Hub
+    split, or when the run's config cannot be read (evaluate then says why)."""
+    from seqtag.config import load_config
+    from seqtag.paths import resolve
+    from seqtag.runs import CONFIG_FILE
+
+    try:
+        data = load_config(Path(run_dir) / CONFIG_FILE, overrides).data
+        spec = getattr(data, split)
+        return resolve(spec) if spec and data.format != "hub" else None
+    except (SeqtagError, OSError):
+        return None
 
 
 def cmd_predict(args) -> int:

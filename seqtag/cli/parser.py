@@ -34,7 +34,9 @@ EXAMPLES = {
         examples:
           seqtag evaluate runs/quickstart --data {BUNDLED}/test.txt --output test_metrics.json
           seqtag evaluate runs/quickstart --data my_test.conll data.unseen_labels=map_to_o --predictions out.txt
-          seqtag evaluate runs/quickstart --data {BUNDLED}/dev.txt --decoding viterbi   # never an invalid sequence""",
+          seqtag evaluate runs/quickstart --data {BUNDLED}/dev.txt --decoding viterbi   # never an invalid sequence
+          seqtag evaluate runs/quickstart --split test   # the run's own data.test, read as training read it
+          seqtag evaluate runs/squad2-pointer-minilm --split test --predictions answers.json   # its test articles""",
     "predict": f"""\
         examples:
           seqtag predict runs/quickstart --text "Barack Obama visited Paris."
@@ -124,11 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "tags (files up to 64 MiB) and print the resolved config with every default.")
     config_args(v)
 
-    e = add("evaluate", "Score a finished run on a labelled file; print the report and write metrics JSON.")
+    e = add("evaluate", "Score a finished run on a labelled file or on its own dev or test split; print the report "
+                        "and write metrics JSON.")
     e.add_argument("run_dir", help="the output_dir of a finished `seqtag train`")
     e.add_argument("overrides", nargs="*", metavar="data.key=value",
                    help="change how the file is read, e.g. data.unseen_labels=map_to_o data.scheme=IOB1")
-    e.add_argument("--data", required=True, help="CoNLL/JSONL file (NER) or SQuAD JSON/zip/JSONL (QA)")
+    source = e.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="CoNLL/JSONL file (NER) or SQuAD JSON/zip/JSONL (QA), every sentence or "
+                        "question of it")
+    source.add_argument("--split", choices=["dev", "test"],
+                        help="the run's own data.dev or data.test, read exactly as training read it (its file or Hub "
+                             "split, format, data.<split>_articles range, data.max_eval_examples)")
     e.add_argument("--output", help="write the scores here as JSON (fractions; default: print only)")
     e.add_argument("--predictions", help="QA: write {id: answer} here; NER: word, gold and predicted tag per line "
                    "(conlleval's input format)")

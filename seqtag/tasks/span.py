@@ -127,17 +127,22 @@ def setup(cfg, tokenizer, accelerator) -> TaskSetup:
     )
 
 
-def evaluate_span_run(run, model, data_path: str, accelerator, batch_size: int,
-                      max_tokens: int = DEFAULT_MAX_TOKENS) -> tuple[dict, dict]:
-    """``seqtag evaluate`` of a span run on one file (read with the run's data settings): the report, and the
+def evaluate_span_run(run, model, data_path: str | None, accelerator, batch_size: int,
+                      max_tokens: int = DEFAULT_MAX_TOKENS, split: str | None = None) -> tuple[dict, dict]:
+    """``seqtag evaluate`` of a span run on one file (read with the run's data settings), or on its own configured
+    ``split`` as training read it (document range and ``data.max_eval_examples`` included): the report, and the
     predictions ``{"FILE:LINE": {"tokens", "gold", "predicted"}}`` with spans as ``[start, end, type]`` (and the
     score of each prediction)."""
-    data = replace(run.cfg.data, format="auto" if run.cfg.data.format == "hub" else run.cfg.data.format, dev=data_path,
-                   dev_articles=None, max_eval_examples=None)
-    sentences, _ = read_span_split(data, "dev", run.tokenizer)
+    if split is None:
+        data = replace(run.cfg.data, format="auto" if run.cfg.data.format == "hub" else run.cfg.data.format,
+                       dev=data_path, dev_articles=None, max_eval_examples=None)
+        split, source = "dev", data_path
+    else:
+        data, source = run.cfg.data, f"data.{split} ({getattr(run.cfg.data, split)})"
+    sentences, _ = read_span_split(data, split, run.tokenizer)
     unseen = sorted({t for s in sentences for _, _, t in s.spans or ()} - set(run.labels))
     if unseen and data.unseen_labels == "error":
-        raise DataError(f"{data_path}: entity types {unseen} were never seen in training (known: "
+        raise DataError(f"{source}: entity types {unseen} were never seen in training (known: "
                         f"{', '.join(run.labels)}); fix the data or pass data.unseen_labels=map_to_o to drop them")
     sentences = [replace(s, spans=tuple(sp for sp in s.spans if sp[2] in run.labels)) for s in sentences]
     with accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext():

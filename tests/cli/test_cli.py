@@ -100,6 +100,28 @@ def test_evaluate_matches_training_and_writes_conlleval_rows(tiny_run, tmp_path,
     assert "micro avg" in capsys.readouterr().out
 
 
+def test_evaluate_split_test_scores_the_runs_test_file(tiny_run, tmp_path, capsys):
+    run, tmp = tiny_run
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(run), "--split", "test", "--output", str(out)]) == 0
+    assert json.loads(out.read_text()) == json.loads((run / "metrics.json").read_text())["test"]
+    assert capsys.readouterr().out.startswith("== data.test\n")
+    # no output may replace the split's file
+    assert main(["evaluate", str(run), "--split", "test", "--predictions", str(tmp / "test.txt")]) == 2
+    assert f"error: --predictions {tmp / 'test.txt'} is the --split test file {tmp / 'test.txt'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["evaluate", "RUN"], "error: one of the arguments --data --split is required"),
+    (["evaluate", "RUN", "--data", "d.txt", "--split", "test"], "error: argument --split: not allowed with argument --data"),
+    (["evaluate", "RUN", "--split", "train"], "error: argument --split: invalid choice: 'train'"),
+])
+def test_evaluate_takes_a_file_or_a_split(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_version_and_top_level_help(capsys):
     from seqtag import __version__
 

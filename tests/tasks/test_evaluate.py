@@ -83,3 +83,43 @@ def test_a_crf_run_decoded_by_argmax_is_warned_about(crf_run, caplog):
     evaluate_run(run, dev)
     load_tagger(run)
     assert warnings() == []  # viterbi, the CRF run's default
+
+
+def test_split_test_scores_the_runs_own_test_split_as_a_file_of_those_sentences(crf_run, tmp_path, caplog):
+    """--split reads data.test as training did, data.max_eval_examples included: the scores training wrote, and
+    those of --data on a file holding only the 3 sentences it keeps."""
+    from seqtag.tasks.evaluate import evaluate_run
+
+    run, dev = crf_run
+    test = dev.parent / "test.txt"
+    metrics = json.loads((run / "metrics.json").read_text())
+    by_split = evaluate_run(run, split="test")
+    assert sentences_scored(by_split) == 3
+    assert f"scoring the first 3 of the 5 sentences in data.test ({test})" in caplog.text
+    kept = tmp_path / "test-kept.txt"
+    kept.write_text("\n\n".join(test.read_text().split("\n\n")[:3]) + "\n\n", encoding="utf-8")
+    by_file = evaluate_run(run, kept)
+    assert sentences_scored(by_file) == 3
+    assert by_split.scores.to_dict() == by_file.scores.to_dict() == metrics["test"]
+    assert by_split.predictions == by_file.predictions
+    assert evaluate_run(run, split="dev").scores.to_dict() == metrics["dev"]
+    # data.* overrides apply to the split as to a file
+    assert sentences_scored(evaluate_run(run, split="test", overrides=["data.max_eval_examples=null"])) == 5
+
+
+def test_split_needs_a_configured_split_and_excludes_data(crf_run):
+    from seqtag.errors import ConfigError
+    from seqtag.runs import CONFIG_FILE
+    from seqtag.tasks.evaluate import evaluate_run
+
+    run, dev = crf_run
+    with pytest.raises(ConfigError) as err:
+        evaluate_run(run, split="test", overrides=["data.test=null"])
+    assert str(err.value) == (f"--split test: data.test is null in {run / CONFIG_FILE}, so the run has no test split "
+                              "to score; score a labelled file with --data FILE instead")
+    for source in ({}, {"data_path": dev, "split": "test"}):
+        with pytest.raises(ConfigError, match=r"a labelled file \(--data FILE\) or one of the run's own splits "
+                                              r"\(--split dev or --split test\); give exactly one of them"):
+            evaluate_run(run, **source)
+    with pytest.raises(ConfigError, match="--split train: choose dev or test"):
+        evaluate_run(run, split="train")

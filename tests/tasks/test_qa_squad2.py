@@ -42,7 +42,8 @@ def toy2_squad() -> dict:
 
 @pytest.fixture(scope="module")
 def toy2(tmp_path_factory):
-    """A pointer run trained with data.allow_unanswerable on the toy SQuAD 2.0 file (train = dev = test)."""
+    """A pointer run trained with data.allow_unanswerable on the toy SQuAD 2.0 file: train = dev = both articles,
+    test = the second (5 questions, 1 unanswerable)."""
     from seqtag.training.loop import train
 
     root = tmp_path_factory.mktemp("qa_toy2")
@@ -53,7 +54,7 @@ def toy2(tmp_path_factory):
              } | {w for a in data["data"] for p in a["paragraphs"] for q in p["qas"] for w in q["question"].split()}
     model_dir = make_tiny_model(root / "base", words)
     spec = {"format": "squad", "allow_unanswerable": True, "train": str(squad), "train_articles": [0, 2],
-            "dev": str(squad), "dev_articles": [0, 2], "test": str(squad), "test_articles": [0, 2]}
+            "dev": str(squad), "dev_articles": [0, 2], "test": str(squad), "test_articles": [1, 2]}
     run = train(from_dict(toy_config(model_dir, spec, root / "pointer", "pointer", epochs=6, lr=1e-3)))
     return SimpleNamespace(root=root, squad=squad, data=data, model_dir=model_dir, run=run)
 
@@ -102,6 +103,28 @@ def test_evaluate_reproduces_the_run_and_takes_another_threshold(toy2):
         "recorded (--null-threshold P sets another). Or remove those questions")
     with pytest.raises(DataError, match=r"evaluator at --null-threshold 0.25\. Or remove those questions$"):
         evaluate_run(toy2.run, toy2.squad, overrides=["data.allow_unanswerable=false"], null_threshold=0.25)
+
+
+def test_evaluate_split_test_scores_the_test_articles_at_the_dev_threshold(toy2, tmp_path):
+    """--split test reads article 2 of the file, as training did, and applies the recorded threshold: training's
+    test scores, and those of --data on a file holding only that article."""
+    from seqtag.tasks.evaluate import evaluate_run
+
+    metrics = json.loads((toy2.run / "metrics.json").read_text())
+    by_split = evaluate_run(toy2.run, split="test")
+    article = tmp_path / "article2.json"
+    article.write_text(json.dumps({**toy2.data, "data": toy2.data["data"][1:2]}), encoding="utf-8")
+    by_file = evaluate_run(toy2.run, article)
+    assert by_split.scores.to_dict() == by_file.scores.to_dict() == metrics["test"]
+    assert by_split.predictions == by_file.predictions
+    assert set(by_split.predictions) == {"q4", "q5", "q6", "q7", "n5"}
+    assert (by_split.scores.has_ans_total, by_split.scores.no_ans_total) == (4, 1)
+    assert by_split.scores.null_threshold == metrics["dev"]["null_threshold"]
+    assert evaluate_run(toy2.run, split="dev").scores.to_dict() == metrics["dev"]
+    # read as a SQuAD v1.1 run, the split is refused with evaluate's fix
+    with pytest.raises(DataError, match=r"^data.test: 1 of 5 questions have no answer \(first: 'n5'\).*To score them, "
+                                        r"add data.allow_unanswerable=true: evaluate tunes no threshold"):
+        evaluate_run(toy2.run, split="test", overrides=["data.allow_unanswerable=false"])
 
 
 def test_evaluate_cli_prints_hasans_noans_and_takes_a_threshold(toy2, tmp_path, capsys):

@@ -406,6 +406,25 @@ def test_evaluate_keeps_max_eval_examples_questions(toy):
     assert cut.scores.exact_match == pytest.approx(sum(cut.predictions[q] == gold[q] for q in cut.predictions) / 2)
 
 
+def test_evaluate_split_of_a_qa_run_reads_its_article_range(toy, tmp_path):
+    """The pointer run's dev split is articles [0, 2) of the SQuAD file and it has no test split."""
+    from seqtag.runs import CONFIG_FILE
+    from seqtag.tasks.evaluate import evaluate_run
+
+    run = toy.runs["pointer"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert evaluate_run(run, split="dev").scores.to_dict() == metrics["dev"]
+    first = evaluate_run(run, split="dev", overrides=["data.dev_articles=[0, 1]"])
+    article = tmp_path / "article1.json"
+    article.write_text(json.dumps({**toy_squad(toy.recs), "data": toy_squad(toy.recs)["data"][:1]}), encoding="utf-8")
+    assert first.scores.to_dict() == evaluate_run(run, article).scores.to_dict()
+    assert set(first.predictions) == {"q0", "q1", "q2", "q3"}
+    with pytest.raises(ConfigError) as err:
+        evaluate_run(run, split="test")
+    assert str(err.value) == (f"--split test: data.test is null in {run / CONFIG_FILE}, so the run has no test split "
+                              "to score; score a labelled file with --data FILE instead")
+
+
 def test_evaluate_of_a_squad_v11_run_on_unanswerable_questions_says_what_the_setting_does(toy, tmp_path):
     """A run trained without data.allow_unanswerable recorded no threshold: evaluate's message says the file would be
     scored at the default 0.5, not at a threshold tuned on dev, and with the setting it is."""

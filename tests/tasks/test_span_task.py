@@ -135,6 +135,9 @@ def test_evaluate_scores_the_run_as_training_did(span_run, tmp_path):
         assert len(words) == len(set(words))
     with pytest.raises(ConfigError, match="predict.decoding=argmax is for the token heads"):
         evaluate_run(run, tmp / "dev.jsonl", decoding="argmax")
+    # --split dev: the run's own dev split, the same sentences and scores
+    by_split = evaluate_run(run, split="dev")
+    assert by_split.scores == read_metrics(run)["dev"] and list(by_split.predictions) == list(result.predictions)
 
 
 def test_the_best_weights_are_reloaded_with_the_span_head(span_run):
