@@ -8,8 +8,11 @@ import math
 
 from seqtag.publish.card_facts import CardRun
 from seqtag.publish.card_metadata import evaluated_splits
+from seqtag.tasks.qa import N_BEST
 
 _POINTER = '''\
+import math
+
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -22,13 +25,22 @@ def answer(question, context):
     enc = tokenizer(question, context, truncation="only_second", max_length={max_length},
                     return_offsets_mapping=True, return_tensors="pt")
     offsets = enc.pop("offset_mapping")[0].tolist()
-    ctx = [t for t, s in enumerate(enc.sequence_ids(0)) if s == 1]
+    in_context = [s == 1 for s in enc.sequence_ids(0)]
     with torch.no_grad():
         out = model(**enc)
-    s, e = out.start_logits[0].double(), out.end_logits[0].double()
-    null = s[0] + e[0]  # [CLS]: "no answer"
-    best, i, j = max(((s[i] + e[j]).item(), i, j) for i in ctx for j in ctx if i <= j < i + {max_answer_length})
-    p_no_answer = torch.sigmoid(null - best).item()
+    s, e = out.start_logits[0], out.end_logits[0]
+    null = (s[0] + e[0]).item()  # [CLS]: "no answer"
+    # the {n_best} highest start and {n_best} highest end logits (ties: the earlier token), paired; a pair counts when
+    # both are context tokens and it is at most {max_answer_length} tokens long; ties: the earliest span
+    starts = torch.argsort(s, descending=True, stable=True)[:{n_best}].tolist()
+    ends = torch.argsort(e, descending=True, stable=True)[:{n_best}].tolist()
+    spans = [(-(s[i] + e[j]).item(), i, j) for i in starts for j in ends
+             if in_context[i] and in_context[j] and i <= j < i + {max_answer_length}]
+    if not spans:  # no valid span: no-answer probability 1
+        return ""
+    neg_best, i, j = min(spans)
+    d = null + neg_best  # null - best
+    p_no_answer = 1 / (1 + math.exp(-d)) if d >= 0 else math.exp(d) / (1 + math.exp(d))
     return "" if p_no_answer > threshold else context[offsets[i][0]:offsets[j][1]]
 
 
@@ -126,6 +138,6 @@ def unanswerable_section(run: CardRun, repo: str) -> list[str]:
         "subwords:", "",
         "```python",
         (_POINTER if pointer else _TAGGING).format(repo=repo, threshold=threshold, max_length=cfg.data.max_length,
-                                                   max_answer_length=cfg.data.max_answer_length),
+                                                   max_answer_length=cfg.data.max_answer_length, n_best=N_BEST),
         "```", ""]
     return lines

@@ -269,43 +269,111 @@ def test_answer_questions_with_the_stand_in_model_and_the_run_threshold(toy2, tm
 # the card's plain transformers code gives seqtag's answers
 
 
+def _card_code(run_dir: Path, model, tokenizer, head: str, threshold: float, max_length: int = 32) -> dict:
+    """Save ``model`` as a SQuAD 2.0 run at ``threshold``, render its card, and run the card's code: its scope,
+    holding ``answer`` (the example line silenced)."""
+    from seqtag.config import dump_config
+    from seqtag.publish.card import render_card
+    from seqtag.runs import CONFIG_FILE, RunInfo, SplitScores, write_metrics, write_run_info
+
+    model.save_pretrained(run_dir)
+    tokenizer.save_pretrained(run_dir)
+    (run_dir / CONFIG_FILE).write_text(dump_config(_card_config(model.name_or_path, head, max_length)),
+                                       encoding="utf-8")
+    write_run_info(run_dir, RunInfo(status="finished", task="qa", head=head, null_threshold=threshold))
+    write_metrics(run_dir / "metrics.json", {"dev": SplitScores(f1=0.5, exact_match=0.5, null_threshold=threshold)})
+    card = render_card(run_dir, str(run_dir))
+    code = re.search(r"```python\n(import .*?)\n```", card, re.S).group(1)
+    assert f'repo, threshold = "{run_dir}", {threshold!r}' in code
+    scope: dict = {}
+    exec(code.replace("print(", "(lambda *a: None)("), scope)
+    return scope
+
+
+def _card_config(model_dir: str, head: str, max_length: int = 32):
+    return from_dict({"task": "qa", "model": {"name_or_path": str(model_dir)}, "data": {
+        "train": "t.json", "qa_head": head, "allow_unanswerable": True, "max_length": max_length, "doc_stride": 8,
+        "stride": 4}})
+
+
 @pytest.mark.parametrize("head", ["pointer", "tagging"])
 def test_card_code_applies_the_threshold_as_seqtag_predict(toy2, tmp_path, head):
     """A random tiny model (its answers need not be right, only the same): the code in the card against
     :func:`seqtag.tasks.qa.answer_questions`, at a threshold between the questions' no-answer probabilities."""
     from transformers import AutoModelForQuestionAnswering, AutoModelForTokenClassification, AutoTokenizer
 
-    from seqtag.config import dump_config
-    from seqtag.publish.card import render_card
-    from seqtag.runs import CONFIG_FILE, RunInfo, SplitScores, write_metrics, write_run_info
     from seqtag.tasks.qa import answer_questions
 
-    run_dir = tmp_path / head
     auto = AutoModelForQuestionAnswering if head == "pointer" else AutoModelForTokenClassification
     torch.manual_seed(1)
     kw = {} if head == "pointer" else {"num_labels": 3}
     model = auto.from_pretrained(str(toy2.model_dir), **kw).eval()
-    model.save_pretrained(run_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(toy2.model_dir))
-    tokenizer.save_pretrained(run_dir)
-    cfg = from_dict({"task": "qa", "model": {"name_or_path": str(toy2.model_dir)}, "data": {
-        "train": "t.json", "qa_head": head, "allow_unanswerable": True, "max_length": 32, "doc_stride": 8, "stride": 4}})
+    cfg = _card_config(toy2.model_dir, head)
     short = [{"question": f"what is the {s} ?", "context": c} for s, c in
              (("sky", "the sky is blue ."), ("car", "we saw the car is red ."), ("tea", "it so the tea is hot ."),
               ("box", "the door is open and the box is empty ."), ("king", "then the cat is small ."))]
     probs = sorted(a["no_answer_probability"] for a in answer_questions(model, tokenizer, short, cfg, None, 8))
     threshold = (probs[1] + probs[2]) / 2  # three questions above it (no answer), two below
-    (run_dir / CONFIG_FILE).write_text(dump_config(cfg), encoding="utf-8")
-    write_run_info(run_dir, RunInfo(status="finished", task="qa", head=head, null_threshold=threshold))
-    write_metrics(run_dir / "metrics.json", {"dev": SplitScores(f1=0.5, exact_match=0.5, null_threshold=threshold)})
-    card = render_card(run_dir, str(run_dir))
-    code = re.search(r"```python\n(import torch\n.*?)\n```", card, re.S).group(1)
-    assert f'repo, threshold = "{run_dir}", {threshold!r}' in code
-    scope: dict = {}
-    exec(code.replace("print(", "(lambda *a: None)("), scope)  # the card's code, its example line silenced
+    scope = _card_code(tmp_path / head, model, tokenizer, head, threshold)
     ours = [a["answer"] for a in answer_questions(model, tokenizer, short, cfg, None, 8, null_threshold=threshold)]
     assert ours.count("") == 3
     assert [scope["answer"](r["question"], r["context"]) for r in short] == ours
+
+
+class SetLogits(torch.nn.Module):
+    """Start and end logits given per position (the window of one question), whatever the input."""
+
+    def __init__(self, start: torch.Tensor, end: torch.Tensor):
+        super().__init__()
+        self.start, self.end = start, end
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the model a device
+
+    def forward(self, input_ids, **_):
+        n = input_ids.shape[1]
+        pad = torch.full((max(0, n - len(self.start)),), -1e4)
+        rows = [torch.cat([x, pad])[:n].expand(len(input_ids), n) for x in (self.start, self.end)]
+        return SimpleNamespace(start_logits=rows[0], end_logits=rows[1])
+
+
+def test_card_pointer_code_pairs_the_20_best_starts_and_ends_as_seqtag(toy2, tmp_path):
+    """A window of 42 context tokens whose best valid span over every (start, end) pair starts at the 21st highest
+    start logit: seqtag pairs only the 20 highest starts and ends, and so must the card's code."""
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from seqtag.tasks.qa import N_BEST, answer_questions
+
+    tokenizer = AutoTokenizer.from_pretrained(str(toy2.model_dir))
+    words = "we saw that there a and then it so too the sky is blue".split()
+    record = {"question": "what is the sky ?", "context": " ".join(words[k % len(words)] for k in range(42))}
+    enc = tokenizer(record["question"], record["context"])
+    ctx = [t for t, s in enumerate(enc.sequence_ids()) if s == 1]
+    assert len(ctx) == 42 and len(enc["input_ids"]) <= 64
+    start, end = torch.zeros(len(enc["input_ids"])), torch.zeros(len(enc["input_ids"]))
+    start[ctx[21:41]] = 10 + 0.01 * torch.arange(21, 41)  # the 20 highest starts: tokens 21-40
+    start[ctx[0]] = 9.95  # the 21st
+    end[ctx[2:21]] = 10 + 0.01 * torch.arange(2, 21)  # 19 of the 20 highest ends: tokens 2-20, before every top start
+    end[ctx[41]] = 9.5  # the 20th
+    end[ctx[1]] = 9.0  # the 21st
+    model = SetLogits(start, end).eval()
+    # every pair: tokens 0-20 (9.95 + 10.20 = 20.15); the 20 best starts and ends: tokens 40-41 (10.40 + 9.5 = 19.9)
+    pairs = [(float(start[i] + end[j]), i, j) for i in ctx for j in ctx if i <= j < i + 30]
+    assert max(pairs) == (pytest.approx(20.15), ctx[0], ctx[20])
+    offsets = tokenizer(record["question"], record["context"], return_offsets_mapping=True)["offset_mapping"]
+    everywhere = record["context"][offsets[ctx[0]][0]:offsets[ctx[20]][1]]
+    cfg = _card_config(toy2.model_dir, "pointer", max_length=64)
+    (ours,) = answer_questions(model, tokenizer, [record], cfg, None, 8, null_threshold=0.5)
+    assert N_BEST == 20 and ours["answer"] == record["context"][offsets[ctx[40]][0]:offsets[ctx[41]][1]] == "is blue"
+    assert ours["score"] == pytest.approx(19.9, abs=1e-5) and ours["answer"] != everywhere
+    plain = AutoModelForQuestionAnswering.from_pretrained(str(toy2.model_dir))
+    scope = _card_code(tmp_path / "nbest", plain, tokenizer, "pointer", 0.5, max_length=64)
+    scope["model"] = model  # the card's code answers with the set logits
+    assert scope["answer"](record["question"], record["context"]) == ours["answer"]
+    # no valid pair among the 20 best (the late end moved out of them): seqtag answers "" (probability 1), so does the card
+    end[ctx[41]] = 8.0
+    (none,) = answer_questions(model, tokenizer, [record], cfg, None, 8, null_threshold=0.5)
+    assert (none["answer"], none["no_answer_probability"]) == ("", 1.0)
+    assert scope["answer"](record["question"], record["context"]) == ""
 
 
 # ---------------------------------------------------------------------------------------------------------------
