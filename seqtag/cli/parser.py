@@ -70,7 +70,10 @@ EXAMPLES = {
     "sweep": """\
         example:
           seqtag sweep configs/quickstart.yaml --losses cross_entropy focal:gamma=1 focal:gamma=2 \\
-              lstar_logodds:k=2 --seeds 1 2 3 --lrs 1e-4 2e-4 --out runs/sweep-wnut17""",
+              lstar_logodds:k=2 --seeds 1 2 3 --lrs 1e-4 2e-4 --out runs/sweep-wnut17
+
+        Before the first run it prints the runs to train and their estimated time (s/step measured on the finished
+        runs in --out, or on its first run), and before each run "run k of n: NAME (elapsed, time left)".""",
 }
 
 

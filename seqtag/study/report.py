@@ -21,8 +21,8 @@ SCALE = 100.0
 
 
 CSV_KEYS = ["setting", "loss", "params", "head", "decoding", "decoded_from", "lr", "seed", "status", "dev_f1", "test_f1", "dev_em",
-            "test_em", "dev_invalid", "test_invalid", "best_epoch", "wall_time_s", "run"]
-_INTS = ("best_epoch", "dev_invalid", "test_invalid")
+            "test_em", "dev_invalid", "test_invalid", "best_epoch", "steps", "best_step", "wall_time_s", "run"]
+_INTS = ("best_epoch", "steps", "best_step", "dev_invalid", "test_invalid")
 _FLOATS = ("lr", "dev_f1", "test_f1", "dev_em", "test_em", "wall_time_s")
 
 

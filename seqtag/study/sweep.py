@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from seqtag.data.stats import inverse_frequency_weights
 from seqtag.errors import ConfigError
 from seqtag.losses import validate_loss_params
 from seqtag.runs import (
+    HISTORY_FILE,
     METRICS_FILE,
     SplitScores,
     checkpoint_path,
@@ -57,7 +58,9 @@ from seqtag.runs import (
     write_json_atomic,
     write_metrics,
 )
+from seqtag.study.progress import SweepProgress, planned_steps
 from seqtag.study.report import write_results
+from seqtag.training.plots import read_history
 
 # What a setting may choose besides the loss: ``@option=value`` -> the config key and its valid values.
 SETTING_OPTIONS = {"head": ("model.head", MODEL_HEADS), "decoding": ("predict.decoding", DECODINGS)}
@@ -176,16 +179,24 @@ def _loss_overrides(setting: LossSetting, inv_weights) -> list[str]:
 DERIVED_FILE = "derived.json"  # in a run directory that re-decodes another run: {"source_run", "decoding"}
 
 
+def best_step(run_dir: Path, best_epoch: int | None) -> int | None:
+    """The optimizer step at which the run's best epoch ended (its ``history.jsonl`` epoch record)."""
+    steps = [r["step"] for r in read_history(run_dir / HISTORY_FILE)[1] if r.get("epoch") == best_epoch]
+    return steps[-1] if best_epoch is not None and steps else None
+
+
 def _read_result(run_dir: Path) -> dict | None:
-    """A finished run's row of ``results.csv``: scores (fractions), argmax's invalid sequences, best epoch and
-    wall time."""
+    """A finished run's row of ``results.csv``: scores (fractions), argmax's invalid sequences, best epoch, its
+    optimizer steps and the step of its best epoch, and wall time (a re-decoding: those of the run it decodes,
+    but its own wall time)."""
     if (run_dir / DERIVED_FILE).is_file():
         derived = read_json(run_dir / DERIVED_FILE)
-        row = {"wall_time_s": derived["wall_time_s"], "best_epoch": derived["best_epoch"]}
+        row = {k: derived.get(k) for k in ("wall_time_s", "best_epoch", "steps", "best_step")}
         metrics = read_metrics(run_dir)
     elif is_finished_run(run_dir):
         metrics, info = read_metrics(run_dir), read_run_info(run_dir)
-        row = {"wall_time_s": info.wall_time_s, "best_epoch": info.best_epoch}
+        row = {"wall_time_s": info.wall_time_s, "best_epoch": info.best_epoch, "steps": info.global_steps,
+               "best_step": best_step(run_dir, info.best_epoch)}
     else:
         return None
     for split in ("dev", "test"):
@@ -246,8 +257,10 @@ def _redecode(source_dir: Path, run_dir: Path, decoding: str, files: dict[str, s
             metrics[split] = SplitScores.from_dict(read_json(tmp / f"{split}.json"))
             (tmp / f"{split}.json").unlink()
     write_metrics(tmp / METRICS_FILE, metrics)
-    derived = {"source_run": source_dir.name, "decoding": decoding,
-               "best_epoch": read_run_info(source_dir).best_epoch, "wall_time_s": round(time.time() - t0, 1)}
+    source = read_run_info(source_dir)
+    derived = {"source_run": source_dir.name, "decoding": decoding, "best_epoch": source.best_epoch,
+               "steps": source.global_steps, "best_step": best_step(source_dir, source.best_epoch),
+               "wall_time_s": round(time.time() - t0, 1)}
     write_json_atomic(tmp / DERIVED_FILE, derived)
     shutil.rmtree(run_dir, ignore_errors=True)
     tmp.rename(run_dir)
@@ -257,11 +270,14 @@ def _redecode(source_dir: Path, run_dir: Path, decoding: str, files: dict[str, s
 def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSetting], seeds: Sequence[int],
               out: str | Path, lrs: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
               python: str = sys.executable,
-              repeat_min_dev_f1: float | None = None, recorded: Mapping[str, dict] | None = None) -> str:
+              repeat_min_dev_f1: float | None = None, recorded: Mapping[str, dict] | None = None,
+              clock: Callable[[], float] = time.monotonic) -> str:
     """Run the study (see the module docstring) and return the markdown summary. ``lrs``: one learning-rate grid
     for every setting, or ``{setting slug: its grid}`` (a setting left out runs at the config's rate).
     ``recorded``: rows of runs that finished elsewhere (a committed results file), by run name; such a run is not
-    trained again, unless a re-decoding this sweep still has to make needs its weights."""
+    trained again, unless a re-decoding this sweep still has to make needs its weights. Before the first run it
+    prints the runs to train and their estimated time, and before each run a progress line
+    (:mod:`seqtag.study.progress`; ``clock``: its seconds)."""
     recorded = {k: v for k, v in (recorded or {}).items() if v.get("status") == "finished"}
     load_config(config, list(overrides))  # fail before running anything
     # each setting too (its loss with its head...); inverse-frequency weights stand in as [1.0] until computed
@@ -285,6 +301,18 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
     plan = [(s, lr, seeds[0]) for s in settings for lr in grid(s)]
     total = len(plan) + len(settings) * (len(seeds) - 1)
     done = 0
+
+    def finished(setting, lr, seed) -> bool:
+        name = run_name(setting, lr, seed)
+        return name in recorded or _read_result(out / "runs" / name) is not None
+
+    trained = [s for s in settings if s.slug not in derived_from]  # the others decode these runs again
+    later = {s.slug: sum(not any(finished(s, lr, seed) for lr in grid(s)) for seed in seeds[1:]) for s in trained}
+    to_train = sum(not finished(s, lr, seeds[0]) for s in trained for lr in grid(s)) + sum(later.values())
+    progress = SweepProgress(out / "runs", to_train, sum(len(grid(s)) + len(seeds) - 1 for s in trained) - to_train,
+                             planned_steps(resolved[trained[0].slug]) if trained else None, clock)
+    print(progress.estimate() + (f"; and {len(settings) - len(trained)} setting(s) decoded again, not counted"
+                                 if derived_from else ""), file=sys.stderr, flush=True)
 
     def run_one(setting, lr, seed) -> dict:
         nonlocal done
@@ -312,11 +340,13 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
         args.append("train.resume=true" if checkpoint_path(run_dir) is not None else "train.overwrite=true")
         if lr is not None:
             args.append(f"train.learning_rate={lr}")
-        print(f"[{done}/{total}] {name}: training", file=sys.stderr, flush=True)
+        print(progress.before(done, total, name), file=sys.stderr, flush=True)
         t0 = time.time()
         with open(out / "runs" / f"{name}.log", "w") as log:
             proc = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
         result = _read_result(run_dir)
+        if (estimate := progress.trained(proc.returncode == 0 and result is not None)) is not None:
+            print(f"after the first run: {estimate}", file=sys.stderr, flush=True)
         if proc.returncode != 0 or result is None:
             tail = (out / "runs" / f"{name}.log").read_text(errors="replace").strip().splitlines()[-1:]
             print(f"[{done}/{total}] {name}: FAILED (exit {proc.returncode}): {' '.join(tail)}", file=sys.stderr,
@@ -339,6 +369,7 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
             print(f"[{done}/{total}] {name}: {source_name} did not finish, nothing to decode", file=sys.stderr,
                   flush=True)
             return {**row, "status": f"failed ({source_name} did not finish)"}
+        print(progress.before(done, total, name, trains=False), file=sys.stderr, flush=True)
         print(f"[{done}/{total}] {name}: decoding {source_name} again ({setting.options['decoding']})",
               file=sys.stderr, flush=True)
         data = resolved[setting.slug].data
@@ -364,6 +395,7 @@ def run_sweep(config: str, overrides: Sequence[str], settings: Sequence[LossSett
             repeated.append(s)
     for setting in settings:
         if setting not in repeated:
+            progress.drop(later.get(setting.slug, 0))
             print(f"{setting.slug}: best dev F1 {best.get(setting.slug, (None,))[0]} < {repeat_min_dev_f1}, "
                   f"not repeated with seeds {seeds[1:]}", file=sys.stderr, flush=True)
     total = len(plan) + len(repeated) * (len(seeds) - 1)  # the progress count, now that the grid is known

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from seqtag.data.sentence import Sentence
 from seqtag.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # the script imports this checkout's seqtag
 
 
 def _corpus(n: int = 60, seed: int = 0) -> list[Sentence]:
@@ -97,6 +99,15 @@ def assert_delta_cells(tables: str, rows: list[dict]) -> None:
         assert delta == f"{100 * d:+.2f} ± 0.00 ({int(d > 0)}/1)", (share, setting, delta, d)
 
 
+def trained_runs(stderr: str) -> list[str]:
+    """The runs a sweep trained, from its progress lines ("run k of n: NAME (elapsed ...)"), less those it decoded
+    again ("[k/n] NAME: decoding SOURCE again (...)")."""
+    lines = stderr.splitlines()
+    decoded = {line.split("] ", 1)[1].split(": ")[0] for line in lines if ": decoding " in line}
+    started = [line.split(": ", 1)[1].split(" (elapsed ")[0] for line in lines if line.startswith("run ")]
+    return [name for name in started if name not in decoded]
+
+
 def test_the_study_script_runs_levels_grids_and_report(tmp_path):
     """Tiny model, three levels, two loss settings and one re-decoded one, two rates, one seed: the ends run the
     grid, the middle level only the rates that won at the ends; the report has one row per run with the level's
@@ -112,7 +123,7 @@ def test_the_study_script_runs_levels_grids_and_report(tmp_path):
             "--report", str(report), "--entity-sentences", "10", "--levels", "0.9", "0.95", "--steps", "3",
             "--batch", "4", "--lrs", "1e-3", "3e-3", "--seeds", "1", "--losses", "cross_entropy",
             "cross_entropy@decoding=viterbi", "focal:gamma=2"]
-    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = list(csv.DictReader(open(report / "results.csv")))
     levels = sorted({r["level"] for r in rows}, key=lambda n: float(n[1:]))
@@ -132,9 +143,9 @@ def test_the_study_script_runs_levels_grids_and_report(tmp_path):
 
     before = (report / "results.csv").read_text()
     shutil.rmtree(out)
-    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(args, cwd=REPO, capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stderr.count("recorded earlier, skipped") == len(rows) and "training" not in proc.stderr
+    assert proc.stderr.count("recorded earlier, skipped") == len(rows) and not trained_runs(proc.stderr)
     assert (report / "results.csv").read_text() == before
     # a setting added later trains its runs alone; a re-decoding missing from the record trains its source again
     shutil.rmtree(out)
@@ -142,9 +153,9 @@ def test_the_study_script_runs_levels_grids_and_report(tmp_path):
             if not (line.startswith(f"{levels[0]},") and ",cross_entropy@decoding=viterbi," in line and ",0.001,"
                     in line)]
     (report / "results.csv").write_text("\n".join(kept) + "\n")
-    proc = subprocess.run([*args, "focal:gamma=1"], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run([*args, "focal:gamma=1"], cwd=REPO, capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    trained = [line.split(":")[0].split()[-1] for line in proc.stderr.splitlines() if line.endswith(": training")]
+    trained = trained_runs(proc.stderr)
     assert trained[0].startswith("cross_entropy-") and all(t.startswith("focal_gamma1-") for t in trained[1:])
     assert 5 <= len(trained) <= 7  # the source, focal γ=1 at both rates at both ends, one or two in the middle
     after = list(csv.DictReader(open(report / "results.csv")))

@@ -76,10 +76,15 @@ def test_a_real_sweep_runs_resumes_and_survives_a_failed_run(tmp_path, capsys):
     assert all(r["status"].startswith("failed") for r in bad)
     good = [r for r in rows if r["setting"] != "bad"]
     assert all(r["status"] == "finished" and 0 <= float(r["dev_f1"]) <= 1 for r in good)
+    assert {(r["steps"], r["best_step"]) for r in good} == {("6", "6")}  # 24 sentences, batch 4, one epoch
     assert "| cross_entropy |" in md and "| focal_gamma1 |" in md
     assert not list((tmp_path / "sweep" / "runs").glob("*/checkpoints"))  # finished sweep runs keep no optimizer state
     err = capsys.readouterr().err
     assert "FAILED" in err and "alpha" in err
+    # 3 settings trained (the fourth decodes cross_entropy's runs again) x (2 rates + 1 more seed), 6 steps each
+    assert ("9 runs to train (0 already done), about 54 optimizer steps; the time estimate follows the first run (no "
+            "finished run to measure s/step on yet); and 1 setting(s) decoded again, not counted\n") in err
+    assert "after the first run: 8 runs to train (1 already done), about 48 optimizer steps; estimated " in err
     # a second call skips every finished run
     run_sweep(str(cfg), [], settings[:2], [1, 2], tmp_path / "sweep", lrs=[1e-3, 3e-3])
     assert capsys.readouterr().err.count("finished earlier, skipped") == 6
@@ -144,9 +149,73 @@ def test_recorded_runs_are_not_trained_again(tmp_path, capsys):
              "--out", str(tmp_path / "b"), "--recorded", str(tmp_path / "a" / "results.csv")]
     assert main(again) == 0
     err = capsys.readouterr().err
-    assert "cross_entropy-lr1e-3-s1: recorded earlier, skipped" in err and "focal_gamma2-lr1e-3-s1: training" in err
+    assert "cross_entropy-lr1e-3-s1: recorded earlier, skipped" in err and "run 2 of 2: focal_gamma2-lr1e-3-s1 (elapsed " in err
     after = {r["setting"]: r for r in csv.DictReader(open(tmp_path / "b" / "results.csv"))}
     assert after["cross_entropy"]["dev_f1"] == before[0]["dev_f1"] and after["focal_gamma2"]["status"] == "finished"
     assert not (tmp_path / "b" / "runs" / "cross_entropy-lr1e-3-s1").exists()
     assert main([*again[:-1], str(tmp_path / "missing.csv")]) != 0
     assert "missing.csv: no such file" in capsys.readouterr().err
+
+
+FAKE_TRAIN = """#!{python}
+# stands in for `python -m seqtag train CONFIG ...`: writes a finished run of 240 steps in {wall} s, best epoch 2
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from tests.study.test_progress import fake_run
+out = Path(next(a.split("=", 1)[1] for a in sys.argv if a.startswith("train.output_dir=")))
+fake_run(out, steps=240, wall={wall}, best_epoch=2, epochs=[(1, 100), (2, 200), (3, 240)])
+"""
+
+
+def fake_python(tmp_path, wall: float):
+    import stat
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / f"python-{wall:g}"
+    path.write_text(FAKE_TRAIN.format(python=sys.executable, repo=str(Path(__file__).resolve().parents[2]), wall=wall))
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+def test_a_sweep_estimates_its_time_from_the_runs_it_holds_and_shows_progress(tmp_path, capsys):
+    """Two runs of the sweep finished earlier (120 s for 240 steps each: 0.5 s/step); two are left, each of 240
+    steps (train.max_steps): 4 min. The clock is a fake that advances 10 min per finished run; a run takes 360 s
+    (the pace becomes 600 s / 720 steps). The rows record each run's steps and the step of its best epoch."""
+    from seqtag.study.report import read_results_csv
+    from seqtag.study.sweep import run_sweep
+    from tests.study.test_progress import fake_run
+    from tests.tiny import tiny_config, write_config
+
+    cfg = write_config(tmp_path / "c.yaml", tiny_config(tmp_path, train={"epochs": 1000, "max_steps": 240}))
+    out = tmp_path / "sweep"
+    for seed in (1, 2):
+        fake_run(out / "runs" / f"cross_entropy-lr1e-3-s{seed}", steps=240, wall=120.0, best_epoch=1,
+                 epochs=[(1, 240)])
+    settings = parse_loss_settings(["cross_entropy", "focal:gamma=2", "cross_entropy@decoding=argmax"])
+    clock = lambda: 600.0 * sum((d / "run_info.json").is_file() for d in (out / "runs").iterdir())  # noqa: E731
+    capsys.readouterr()  # writing the tiny model
+    run_sweep(str(cfg), [], settings[:2], [1, 2], out, lrs=[1e-3], python=fake_python(tmp_path, 360), clock=clock)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == ("2 runs to train (2 already done), about 480 optimizer steps; estimated 4 min at 0.50 s/step "
+                      f"(from 2 finished runs in {out / 'runs'}: run_info.json wall time over optimizer steps, "
+                      "evaluation included)")
+    assert [line for line in err if line.startswith("run ")] == [
+        "run 2 of 4: focal_gamma2-lr1e-3-s1 (elapsed 0 min, about 4 min left)",  # 2 x 240 x 0.5 s
+        "run 4 of 4: focal_gamma2-lr1e-3-s2 (elapsed 10 min, about 3 min left)"]  # 1 x 240 x 600 / 720 s
+    rows = {r["run"]: r for r in read_results_csv(out / "results.csv")}
+    assert (rows["focal_gamma2-lr1e-3-s2"]["steps"], rows["focal_gamma2-lr1e-3-s2"]["best_step"]) == (240, 200)
+    assert rows["cross_entropy-lr1e-3-s1"]["best_step"] == 240 and rows["cross_entropy-lr1e-3-s1"]["wall_time_s"] == 120
+    # a new directory has no pace: the estimate follows the first run
+    run_sweep(str(cfg), [], settings[:1], [1, 2], tmp_path / "fresh", lrs=[1e-3], python=fake_python(tmp_path, 60),
+              clock=lambda: 0.0)
+    err = capsys.readouterr().err.splitlines()
+    assert err[:3] == [
+        "2 runs to train (0 already done), about 480 optimizer steps; the time estimate follows the first run (no "
+        "finished run to measure s/step on yet)",
+        "run 1 of 2: cross_entropy-lr1e-3-s1 (elapsed 0 min, time left known after the first run)",
+        "after the first run: 1 run to train (1 already done), about 240 optimizer steps; estimated 1 min at 0.25 "
+        f"s/step (from 1 finished run in {tmp_path / 'fresh' / 'runs'}: run_info.json wall time over optimizer "
+        "steps, evaluation included)"]
+    assert err[4] == "run 2 of 2: cross_entropy-lr1e-3-s2 (elapsed 0 min, about 1 min left)"
