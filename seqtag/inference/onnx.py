@@ -10,7 +10,7 @@ the run's ``seqtag_config.yaml`` (tag scheme and window settings), the run's ``r
 what prediction needs, with :class:`OnnxTokenClassifier` standing in for the torch model:
 ``model(input_ids=..., attention_mask=...).logits`` is a float32 torch tensor.
 
-A fused graph (``seqtag export --fuse``) holds ONNX Runtime's own operators (``com.microsoft`` domain: Attention,
+A fused graph (``seqtag export``, unless ``--no-fuse``) holds ONNX Runtime's own operators (``com.microsoft`` domain: Attention,
 SkipLayerNormalization, BiasGelu, EmbedLayerNormalization, QAttention): it runs on ONNX Runtime only. The default
 graph and its int8 form (MatMulInteger, DynamicQuantizeLinear) are standard ONNX.
 """
@@ -51,7 +51,7 @@ class ExportInfo:
     format: str  # "onnx"
     opset: int  # ONNX opset of the graph
     exporter: str  # "torchscript" (torch.onnx.export(dynamo=False), eager attention) or "dynamo"
-    fusion: bool  # ONNX Runtime's transformer optimizer asked for (seqtag export --fuse)
+    fusion: bool  # ONNX Runtime's transformer optimizer asked for (seqtag export; not with --no-fuse)
     fused_ops: dict[str, int]  # what it fused: operator -> count; {} without fusion or when its graph was not kept
     quantization: str | None  # None (float32) or "int8" (dynamic; QInt8 weights, per column, of quantized_ops)
     quantized_ops: list[str]  # ONNX op types whose weights are int8 ("MatMul", "Attention"); empty for float32

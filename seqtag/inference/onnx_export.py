@@ -13,7 +13,7 @@ each checked against the run's torch model on padded batches of shapes other tha
    (torch deprecated it in 2.9), the dynamo exporter (``dynamo=True``) stands in, and ``export_info.json`` says
    so. ``token_type_ids`` is not an input: seqtag never passes it (the model fills in zeros), so the graph
    computes what seqtag's torch model computes.
-2. **Fusion** (``fuse=True``, ``seqtag export --fuse``; off by default, see :data:`FUSE_DEFAULT`):
+2. **Fusion** (``fuse=True``, the default, see :data:`FUSE_DEFAULT`; ``seqtag export --no-fuse`` skips it):
    ``onnxruntime.transformers.optimizer.optimize_model(model_type="bert", num_heads, hidden_size, opt_level=0)``,
    the optimizer's fusions only, nothing for this CPU baked in. What it fused (``get_fused_operator_statistics()``)
    is recorded as ``fused_ops``. On the tiny encoders of tests/families.py (2026-12-07):
@@ -76,13 +76,12 @@ ATTENTION_OPS = ("Attention", "MultiHeadAttention")
 EXTERNAL_DATA_BYTES = 1 << 30
 # quantized ONNX op -> the float op whose weights it holds as int8
 QUANTIZED_AS = {"MatMulInteger": "MatMul", "DynamicQuantizeMatMul": "MatMul", "QAttention": "Attention"}
-# Step 2 is off by default: in a CPU-time comparison on one thread of a shared 2-core AMD EPYC (AVX-512 VNNI;
-# MiniLM-L6 fine-tuned on CoNLL-2003 tagging 600 dev sentences at batch 64 through Tagger, onnxruntime 1.31.1,
-# 2026-12-07) the fused graph took more CPU time than the graph of step 1, in float32 and more so with int8
-# weights: ONNX Runtime's CPU Attention and SkipLayerNormalization kernels were slower there than the operators it
-# fuses by itself at load time. Both find the same entities as torch (docs/onnx/). scripts/bench_predict.py times
-# both (the -fused configurations).
-FUSE_DEFAULT = False
+# Step 2 is on by default: timed on a quiet 2-core AMD EPYC (AVX-512 VNNI; MiniLM-L6 fine-tuned on CoNLL-2003,
+# all 3,250 dev sentences through Tagger, 2 threads, onnxruntime 1.31.1, median of 3 passes, 2026-12-08;
+# docs/onnx/README.md), the fused graph tagged more words/s than the graph of step 1 at batch 1 (float32 1.24x,
+# int8 1.80x) and 8 (1.12x, 1.10x); at 32 and 64 int8 tied or won (1.15x, 1.00x) and float32 lost 3-9 %.
+# ``fuse=False`` (``seqtag export --no-fuse``) keeps the graph of step 1.
+FUSE_DEFAULT = True
 
 
 def export_run(run_dir: str | Path, output_dir: str | Path, fmt: str = "onnx", quantize: str | None = None,
