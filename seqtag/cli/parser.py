@@ -97,11 +97,14 @@ def at_least_one(flag: str):
         return value
 
     return parse
+
+
 def null_threshold_arg(p: argparse.ArgumentParser) -> None:
     """``--null-threshold`` of evaluate and predict (QA runs)."""
     p.add_argument("--null-threshold", type=float, metavar="P",
                    help='QA: answer "" when the no-answer probability exceeds P (0-1); default: the threshold the run '
-                        "tuned on dev (data.allow_unanswerable runs; docs/squad2.md), none for SQuAD v1.1 runs")
+                        "recorded (data.allow_unanswerable runs: tuned on dev, 0.5 without a dev split; docs/squad2.md), "
+                        "none for SQuAD v1.1 runs")
 
 
 def build_parser() -> argparse.ArgumentParser:
